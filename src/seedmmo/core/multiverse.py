@@ -1,0 +1,322 @@
+"""The Multiverse: the one owner of universe state, driven like a sans-I/O protocol.
+
+The runtime feeds it commands (:meth:`register`, :meth:`unregister`, :meth:`heartbeat`,
+:meth:`publish`) and calls :meth:`control_tick` on its clock; each returns its result at once and
+appends what happened to an outbox of effects, which the runtime takes with :meth:`drain` and
+carries out in order (persist records, send messages). Nothing here awaits, sleeps, reads the
+time or draws unseeded randomness: wall-clock timestamps come from the injected ``clock`` and
+ids from a seeded ``random.Random``, so the same commands with the same clock readings give the
+same effects, byte for byte.
+
+Delivery rule: an event accepted before control tick N runs is propagated by tick N, in offset
+order, stamped ``control_tick_id = N``. ``accepted_tick`` on the event is that N.
+
+Heartbeat deadlines are counted in ticks and kept in a timer wheel (tick -> realms to check), so
+a tick with no deadline due costs nothing per realm.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from seedmmo.core.events import CrossGameEvent, PublishRequest
+from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
+from seedmmo.core.registry import RealmRegistry
+from seedmmo.core.router import SelectorCache, check_route, fixed_audience, resolve_selector
+from seedmmo.core.stat7 import format_timestamp
+
+__all__ = [
+    "Effect",
+    "EventAccepted",
+    "GameRegistered",
+    "GameUnregistered",
+    "LifecyclePolicy",
+    "Multiverse",
+    "RealmStateChanged",
+    "TickCompleted",
+    "TickReport",
+    "UniverseCounters",
+    "iso_micro",
+]
+
+Clock = Callable[[], datetime]
+
+
+def iso_micro(moment: datetime) -> str:
+    """ISO-8601 UTC with microseconds, the timestamp of every server event."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    """Heartbeat limits in ticks. Defaults: 5 s heartbeat period at 10 Hz, 3 periods missed ->
+    unhealthy, 60 s unhealthy -> offline."""
+
+    unhealthy_after_ticks: int = 150
+    offline_after_ticks: int = 600
+
+    @classmethod
+    def from_seconds(
+        cls, *, tick_ms: float, heartbeat_period_s: float = 5.0, offline_after_s: float = 60.0
+    ) -> LifecyclePolicy:
+        per_second = 1000.0 / tick_ms
+        return cls(
+            unhealthy_after_ticks=max(1, round(3 * heartbeat_period_s * per_second)),
+            offline_after_ticks=max(1, round(offline_after_s * per_second)),
+        )
+
+
+@dataclass(slots=True)
+class UniverseCounters:
+    total_games_registered: int = 0
+    total_control_ticks: int = 0
+    total_cross_game_events: int = 0
+    broadcasts_propagated: int = 0
+    next_offset: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    control_tick_id: int
+    started_at: str
+    games_synced: int
+    events_propagated: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "control_tick_id": self.control_tick_id,
+            "started_at": self.started_at,
+            "games_synced": self.games_synced,
+            "events_propagated": self.events_propagated,
+        }
+
+
+# ----------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True, slots=True)
+class GameRegistered:
+    realm: Realm
+
+
+@dataclass(frozen=True, slots=True)
+class GameUnregistered:
+    realm: Realm
+
+
+@dataclass(frozen=True, slots=True)
+class RealmStateChanged:
+    realm: Realm
+    previous: RealmState
+    current: RealmState
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventAccepted:
+    event: CrossGameEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TickCompleted:
+    """A finished control tick and the events it propagated, in offset order, each with its
+    `audience` resolved and `control_tick_id` set: the deliveries for the transport."""
+
+    report: TickReport
+    events: list[CrossGameEvent] = field(default_factory=list)
+
+
+Effect = GameRegistered | GameUnregistered | RealmStateChanged | EventAccepted | TickCompleted
+
+
+# ----------------------------------------------------------------------------- the facade
+
+
+class Multiverse:
+    """Realms, the event log's head, and the control tick. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        seed: int = 0,
+        epoch: str = "1",
+        policy: LifecyclePolicy | None = None,
+        counters: UniverseCounters | None = None,
+    ) -> None:
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self.epoch = epoch
+        self.policy = policy or LifecyclePolicy()
+        self.counters = counters or UniverseCounters()
+        self.registry = RealmRegistry()
+        self._pending: list[CrossGameEvent] = []
+        self._outbox: list[Effect] = []
+        self._checks: dict[int, list[str]] = {}  # tick -> realms whose deadline to check then
+        self._next_check: dict[str, int] = {}  # realm -> earliest tick a check is scheduled
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def tick(self) -> int:
+        """The id of the last completed control tick (0 before the first)."""
+        return self.counters.total_control_ticks
+
+    @property
+    def pending_events(self) -> int:
+        return len(self._pending)
+
+    def games_synced(self) -> int:
+        """Realms the tick keeps in step: every registered realm that is not offline."""
+        return len(self.registry) - self.registry.count_in_state(RealmState.OFFLINE)
+
+    def realm_dict(self, realm: Realm) -> dict[str, Any]:
+        return realm.to_dict(self.counters.broadcasts_propagated)
+
+    def drain(self) -> list[Effect]:
+        """Take every effect produced since the last drain, oldest first."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ------------------------------------------------------------------ commands
+
+    def register(self, spec: RealmSpec | Any, *, hosted: bool = False) -> Realm:
+        """Add a realm (409 if its game_id exists). Hosted realms are online at once, forever."""
+        if not isinstance(spec, RealmSpec):
+            spec = RealmSpec.from_dict(spec)
+        realm = Realm.create(
+            spec,
+            registered_at=format_timestamp(self._clock()),
+            tick=self.tick,
+            hosted=hosted,
+            broadcasts_so_far=self.counters.broadcasts_propagated,
+        )
+        self.registry.add(realm)
+        self.counters.total_games_registered += 1
+        self._outbox.append(GameRegistered(realm))
+        return realm
+
+    def unregister(self, game_id: str) -> Realm:
+        realm = self.registry.remove(game_id)
+        self._next_check.pop(game_id, None)
+        self._outbox.append(GameUnregistered(realm))
+        return realm
+
+    def heartbeat(self, game_id: str) -> Realm:
+        """A sign of life from a game: online now, and the missed-heartbeat deadline moves."""
+        realm = self.registry.get(game_id)
+        realm.last_heartbeat_tick = self.tick
+        realm.last_heartbeat_at = iso_micro(self._clock())
+        self._transition(realm, Trigger.HEARTBEAT, self.tick)
+        if not realm.hosted:
+            self._schedule(game_id, self.tick + self.policy.unhealthy_after_ticks)
+        return realm
+
+    def publish(self, request: PublishRequest) -> CrossGameEvent:
+        """Accept an event for the next control tick; 404 for an unknown source or target."""
+        check_route(request, self.registry)
+        now = self._clock()
+        counters = self.counters
+        event = CrossGameEvent(
+            event_id="evt_" + uuid.UUID(int=self._rng.getrandbits(128), version=4).hex,
+            offset=counters.next_offset,
+            epoch=self.epoch,
+            event_type_detail=request.event_type_detail,
+            source_game_id=request.source_game_id,
+            target_game_id=request.target_game_id,
+            selector=request.selector,
+            data=request.data,
+            visibility=request.visibility,
+            accepted_tick=self.tick + 1,
+            timestamp=iso_micro(now),
+            created_at=format_timestamp(now),
+            audience=fixed_audience(request),
+        )
+        counters.next_offset += 1
+        counters.total_cross_game_events += 1
+        self.registry.get(request.source_game_id).events_sent += 1
+        self._pending.append(event)
+        self._outbox.append(EventAccepted(event))
+        return event
+
+    # ------------------------------------------------------------------ the control tick
+
+    def control_tick(self) -> TickReport:
+        """Run control tick N: heartbeat deadlines due now, then propagate every pending event."""
+        counters = self.counters
+        tick_id = counters.total_control_ticks + 1
+        started_at = iso_micro(self._clock())
+        due = self._checks.pop(tick_id, None)
+        if due:
+            for game_id in due:
+                self._check_deadline(game_id, tick_id)
+        batch, self._pending = self._pending, []
+        if batch:
+            find = self.registry.find
+            selectors: SelectorCache = {}
+            for event in batch:
+                event.control_tick_id = tick_id
+                audience = event.audience
+                if audience is None:  # a selector: its realms are the ones registered now
+                    assert event.selector is not None
+                    audience = event.audience = resolve_selector(
+                        event.selector, event.source_game_id, self.registry, selectors
+                    )
+                if audience.kind == "broadcast":
+                    counters.broadcasts_propagated += 1
+                    source = find(event.source_game_id)
+                    if source is not None:
+                        source.own_broadcasts_propagated += 1
+                else:
+                    for game_id in audience.game_ids:
+                        target = find(game_id)
+                        if target is not None:
+                            target.direct_received += 1
+        counters.total_control_ticks = tick_id
+        report = TickReport(tick_id, started_at, self.games_synced(), len(batch))
+        self._outbox.append(TickCompleted(report, batch))
+        return report
+
+    # ------------------------------------------------------------------ lifecycle internals
+
+    def _transition(self, realm: Realm, trigger: Trigger, tick: int) -> None:
+        previous = realm.state
+        current = next_state(previous, trigger)
+        if current is not previous:
+            self.registry.set_state(realm, current)
+            realm.state_since_tick = tick
+            self._outbox.append(RealmStateChanged(realm, previous, current, tick))
+
+    def _schedule(self, game_id: str, at_tick: int) -> None:
+        """Make sure a check runs no later than `at_tick` (an earlier one reschedules itself)."""
+        scheduled = self._next_check.get(game_id)
+        if scheduled is not None and scheduled <= at_tick:
+            return
+        self._next_check[game_id] = at_tick
+        self._checks.setdefault(at_tick, []).append(game_id)
+
+    def _check_deadline(self, game_id: str, tick_id: int) -> None:
+        if self._next_check.get(game_id) == tick_id:
+            del self._next_check[game_id]
+        realm = self.registry.find(game_id)
+        if realm is None or realm.hosted:
+            return
+        policy = self.policy
+        if realm.state is RealmState.ONLINE:
+            deadline = (realm.last_heartbeat_tick or 0) + policy.unhealthy_after_ticks
+            if tick_id >= deadline:
+                self._transition(realm, Trigger.MISSED_HEARTBEATS, tick_id)
+                self._schedule(game_id, tick_id + policy.offline_after_ticks)
+            else:
+                self._schedule(game_id, deadline)
+        elif realm.state is RealmState.UNHEALTHY:
+            deadline = realm.state_since_tick + policy.offline_after_ticks
+            if tick_id >= deadline:
+                self._transition(realm, Trigger.OFFLINE_TIMEOUT, tick_id)
+            else:
+                self._schedule(game_id, deadline)
