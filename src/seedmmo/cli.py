@@ -1,5 +1,119 @@
-"""Command line entry point (filled in by the service)."""
+"""``seedmmo``: the command line.
+
+seedmmo serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR] [--tick-ms 100]
+              [--no-demo] [--log-ticks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from seedmmo import __version__
+
+__all__ = ["main"]
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seedmmo", description="The seedmmo orchestrator.")
+    parser.add_argument("--version", action="version", version=f"seedmmo {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the orchestrator (REST + WebSocket)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SEEDMMO_DATA_DIR", "data")),
+        help="data directory (default $SEEDMMO_DATA_DIR or ./data)",
+    )
+    serve.add_argument("--tick-ms", type=float, default=100.0, help="control tick period in ms")
+    serve.add_argument("--no-demo", action="store_true", help="do not host the demo realms")
+    serve.add_argument("--log-ticks", action="store_true", help="log every control tick")
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from seedmmo.server.app import create_app, drain
+    from seedmmo.server.settings import Settings
+
+    if not 1.0 <= args.tick_ms <= 60_000:
+        print("seedmmo: --tick-ms must be between 1 and 60000", file=sys.stderr)
+        return 2
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        tick_ms=args.tick_ms,
+        demo=not args.no_demo,
+        log_ticks=args.log_ticks,
+    )
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"seedmmo: cannot use data dir {settings.data_dir}: {exc}", file=sys.stderr)
+        return 1
+    app = create_app(settings)
+
+    class DrainingServer(uvicorn.Server):
+        """On the first SIGTERM/SIGINT: drain (health 503, last tick, 1001 closes), then exit."""
+
+        draining = False
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.draining:  # a second signal: stop now
+                self.should_exit = True
+                self.force_exit = True
+                return
+            self.draining = True
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then_exit()))
+
+        async def _drain_then_exit(self) -> None:
+            try:
+                await drain(app)
+            finally:
+                self.should_exit = True
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        log_config=None,
+        access_log=False,
+        ws_max_size=settings.max_frame_bytes,
+        timeout_graceful_shutdown=2,
+    )
+    server = DrainingServer(config)
+    server.run()
     return 0
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    if args.command == "serve":
+        return serve(args)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from seedmmo.core.entities import Entity, EntityIndex, EntitySpec
 from seedmmo.core.events import CrossGameEvent, PublishRequest
 from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
 from seedmmo.core.registry import RealmRegistry
@@ -32,6 +33,8 @@ from seedmmo.core.stat7 import format_timestamp
 
 __all__ = [
     "Effect",
+    "EntityRemoved",
+    "EntitySpawned",
     "EventAccepted",
     "GameRegistered",
     "GameUnregistered",
@@ -118,6 +121,16 @@ class RealmStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class EntitySpawned:
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRemoved:
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
 class EventAccepted:
     event: CrossGameEvent
 
@@ -131,7 +144,15 @@ class TickCompleted:
     events: list[CrossGameEvent] = field(default_factory=list)
 
 
-Effect = GameRegistered | GameUnregistered | RealmStateChanged | EventAccepted | TickCompleted
+Effect = (
+    GameRegistered
+    | GameUnregistered
+    | RealmStateChanged
+    | EntitySpawned
+    | EntityRemoved
+    | EventAccepted
+    | TickCompleted
+)
 
 
 # ----------------------------------------------------------------------------- the facade
@@ -155,6 +176,7 @@ class Multiverse:
         self.policy = policy or LifecyclePolicy()
         self.counters = counters or UniverseCounters()
         self.registry = RealmRegistry()
+        self.entities = EntityIndex()
         self._pending: list[CrossGameEvent] = []
         self._outbox: list[Effect] = []
         self._checks: dict[int, list[str]] = {}  # tick -> realms whose deadline to check then
@@ -202,10 +224,32 @@ class Multiverse:
         return realm
 
     def unregister(self, game_id: str) -> Realm:
+        """Remove a realm and the entities living in it."""
         realm = self.registry.remove(game_id)
         self._next_check.pop(game_id, None)
+        for entity in self.entities.in_realm(game_id):
+            self.entities.remove(entity.id)
+            self._outbox.append(EntityRemoved(entity))
         self._outbox.append(GameUnregistered(realm))
         return realm
+
+    def spawn(self, game_id: str, spec: EntitySpec | Any) -> Entity:
+        """Place a new NPC or player in realm `game_id` (404 unknown realm, 409 duplicate id)."""
+        if not isinstance(spec, EntitySpec):
+            spec = EntitySpec.from_dict(spec)
+        realm = self.registry.get(game_id)
+        entity = Entity(
+            id=spec.id or f"{spec.kind}_{self._rng.getrandbits(64):016x}",
+            kind=spec.kind,
+            name=spec.name,
+            realm=game_id,
+            stat7=spec.stat7 or realm.stat7,
+            state=spec.state,
+            created_at=format_timestamp(self._clock()),
+        )
+        self.entities.add(entity)
+        self._outbox.append(EntitySpawned(entity))
+        return entity
 
     def heartbeat(self, game_id: str) -> Realm:
         """A sign of life from a game: online now, and the missed-heartbeat deadline moves."""

@@ -1,0 +1,1 @@
+"""The orchestrator service: FastAPI REST, the WebSocket hub and the tick runtime."""

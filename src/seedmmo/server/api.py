@@ -1,0 +1,237 @@
+"""REST routes: decode, call the orchestrator, encode. Errors are mapped in app.py, once.
+
+Bodies are parsed with orjson and validated by the core (the same checks as over WebSocket),
+so request schemas appear in the OpenAPI document through ``openapi_extra`` rather than as
+pydantic parameters: the hot endpoints do not pay for a second validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from seedmmo.core.realm import RealmState
+from seedmmo.errors import InvalidField, MalformedInput, TooLarge, Unauthenticated
+from seedmmo.server.auth import Principal, Role
+from seedmmo.server.orchestrator import Orchestrator
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api")
+
+JSON = "application/json"
+
+
+def reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
+
+
+def orchestrator_of(request: Request) -> Orchestrator:
+    orchestrator: Orchestrator = request.app.state.orchestrator
+    return orchestrator
+
+
+def principal_of(request: Request) -> Principal:
+    return orchestrator_of(request).credentials.identify_header(
+        request.headers.get("authorization")
+    )
+
+
+async def json_body(request: Request) -> Any:
+    limit = orchestrator_of(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body over {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise TooLarge(f"body over {limit} bytes")
+    if not raw:
+        raise MalformedInput("a JSON body is required")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedInput(f"body is not valid JSON: {exc}") from None
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidField(name, f"must be an integer; got {text!r}") from None
+    if not low <= value <= high:
+        raise InvalidField(name, f"must be in [{low}, {high}]; got {value}")
+    return value
+
+
+def body_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "type": "object",
+                        "properties": properties,
+                        "required": required,
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    }
+
+
+STR = {"type": "string"}
+OBJ = {"type": "object"}
+
+# ----------------------------------------------------------------------------- health, stats
+
+
+@router.get("/health", summary="Liveness and readiness (503 while starting or draining)")
+async def health(request: Request) -> Response:
+    body = orchestrator_of(request).health()
+    return reply(body, 200 if body["status"] == "healthy" else 503)
+
+
+@router.get("/stats", summary="Universe counters, tick timing, clients")
+async def stats(request: Request) -> Response:
+    return reply(orchestrator_of(request).stats())
+
+
+# ----------------------------------------------------------------------------- realms
+
+
+@router.get("/realms", summary="Registered realms, filtered by realm_type, adjacency, ...")
+async def list_realms(request: Request) -> Response:
+    params = request.query_params
+    unknown = sorted(set(params) - {"realm_type", "adjacency", "resonance", "state"})
+    if unknown:
+        raise InvalidField(
+            unknown[0], "unknown filter; use realm_type, adjacency, resonance, state"
+        )
+    state = params.get("state")
+    if state is not None and state not in {s.value for s in RealmState}:
+        raise InvalidField("state", "must be registered, online, unhealthy or offline")
+    filters = {name: params.get(name) for name in ("realm_type", "adjacency", "resonance")}
+    filters["state"] = state
+    return reply({"realms": orchestrator_of(request).realms(filters)})
+
+
+@router.get("/realms/{game_id}", summary="One realm")
+async def get_realm(game_id: str, request: Request) -> Response:
+    return reply(orchestrator_of(request).realm(game_id))
+
+
+@router.post(
+    "/games",
+    status_code=201,
+    summary="Register a game as a realm (admin); returns its game_key once",
+    openapi_extra=body_schema(
+        {
+            "game_id": STR,
+            "realm_id": STR,
+            "developer_name": STR,
+            "description": STR,
+            "realm_type": STR,
+            "adjacency": STR,
+            "resonance": STR,
+            "density": {"type": "integer", "minimum": 0},
+            "stat7": OBJ,
+        },
+        ["game_id", "realm_id", "developer_name"],
+    ),
+)
+async def register_game(request: Request) -> Response:
+    principal_of(request).require_admin()
+    body = await json_body(request)
+    return reply(orchestrator_of(request).register_game(body), 201)
+
+
+@router.delete("/games/{game_id}", summary="Unregister a game (admin, or the game itself)")
+async def unregister_game(game_id: str, request: Request) -> Response:
+    orchestrator = orchestrator_of(request)
+    principal = principal_of(request)
+    if principal.role is Role.PUBLIC:
+        raise Unauthenticated("this needs the admin token or the game's key")
+    orchestrator.multiverse.registry.get(game_id)  # 404 for what does not exist, then 403
+    principal.require_game(game_id)
+    return reply(orchestrator.unregister_game(game_id))
+
+
+@router.post("/games/{game_id}/heartbeat", summary="A sign of life from the game")
+async def heartbeat(game_id: str, request: Request) -> Response:
+    principal = principal_of(request)
+    principal.require_game(game_id)
+    return reply(orchestrator_of(request).heartbeat(game_id))
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    summary="Publish a cross-game event as the authenticated game",
+    openapi_extra=body_schema(
+        {
+            "event_type": STR,
+            "event_type_detail": STR,
+            "source_game_id": STR,
+            "target_game_id": STR,
+            "selector": OBJ,
+            "data": OBJ,
+            "visibility": {"type": "string", "enum": ["private", "public"]},
+        },
+        [],
+    ),
+)
+async def publish_event(request: Request) -> Response:
+    principal = principal_of(request)
+    principal.require_game()
+    body = await json_body(request)
+    event = orchestrator_of(request).publish(body, principal)
+    return reply(
+        {"event_id": event.event_id, "offset": event.offset, "accepted_tick": event.accepted_tick},
+        202,
+    )
+
+
+@router.get("/events", summary="Propagated events after an offset (private data redacted)")
+async def list_events(request: Request) -> Response:
+    unknown = sorted(set(request.query_params) - {"after", "limit", "game_id"})
+    if unknown:
+        raise InvalidField(unknown[0], "unknown parameter; use after, limit, game_id")
+    after = int_param(request, "after", 0, 0, 2**62)
+    limit = int_param(request, "limit", 100, 1, 1000)
+    page = orchestrator_of(request).events_page(
+        after=after,
+        limit=limit,
+        game_id=request.query_params.get("game_id"),
+        principal=principal_of(request),
+    )
+    return reply(page)
+
+
+# ----------------------------------------------------------------------------- entities
+
+
+@router.get("/npcs", summary="NPCs, optionally of one realm")
+async def list_npcs(request: Request) -> Response:
+    unknown = sorted(set(request.query_params) - {"realm"})
+    if unknown:
+        raise InvalidField(unknown[0], "unknown parameter; use realm")
+    realm = request.query_params.get("realm")
+    npcs = orchestrator_of(request).npcs(realm)
+    return reply({"npcs": npcs, "total": len(npcs)})
+
+
+@router.get("/stat7/{address}", summary="Resolve a STAT7 address to a realm, entity or event")
+async def resolve(address: str, request: Request) -> Response:
+    return reply(orchestrator_of(request).resolve(address))

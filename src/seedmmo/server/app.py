@@ -1,0 +1,148 @@
+"""create_app(settings): the FastAPI application, its lifespan, error mapping and pages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from seedmmo import __version__
+from seedmmo.errors import InvalidField, RateLimited, SeedError
+from seedmmo.server.api import router
+from seedmmo.server.auth import Credentials, load_admin_token
+from seedmmo.server.demo import install_demo
+from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.runtime import TickLoop
+from seedmmo.server.settings import Settings
+from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
+
+__all__ = ["create_app", "drain"]
+
+log = logging.getLogger("seedmmo.server.app")
+
+WEB_DIR = Path(str(files("seedmmo") / "web"))
+
+_STATUS_CODES = {
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid_field",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: str
+) -> Response:
+    body = orjson.dumps({"error": {"code": code, "message": message, **extra}})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def on_seed_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SeedError)
+    headers = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+    extra = {"field": exc.field} if isinstance(exc, InvalidField) else {}
+    return error_response(exc.status, exc.code, exc.message, headers, **extra)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    return error_response(422, "invalid_field", f"{where}: {first.get('msg', 'invalid')}")
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal error; the server log has details")
+
+
+async def drain(app: FastAPI, *, timeout_s: float = 3.0) -> None:
+    """Stop serving: health turns 503, the tick loop stops between ticks, every WebSocket is
+    closed with 1001. Safe to call more than once."""
+    orchestrator: Orchestrator = app.state.orchestrator
+    if orchestrator.draining:
+        return
+    orchestrator.draining = True
+    log.info("draining: finishing the current tick and closing connections")
+    await app.state.tick_loop.stop()
+    for conn in list(orchestrator.hub.connections.values()):
+        conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
+    deadline = time.monotonic() + timeout_s
+    while orchestrator.hub.connections and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # polling the condition, with a deadline
+    log.info("drained: %d connection(s) left", len(orchestrator.hub.connections))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        token, generated = load_admin_token(settings.data_dir, settings.admin_token)
+        if generated:
+            path = settings.data_dir / "admin_token"
+            print(f"[AUTH] Generated admin token (saved to {path}, mode 0600): {token}", flush=True)
+        orchestrator = Orchestrator(settings, Credentials(token))
+        app.state.orchestrator = orchestrator
+        if settings.demo:
+            install_demo(orchestrator)
+        tick_loop = TickLoop(orchestrator, log_ticks=settings.log_ticks)
+        app.state.tick_loop = tick_loop
+        tick_loop.start()
+        orchestrator.ready = True
+        log.info(
+            "[OK] seedmmo %s orchestrator running: %d realm(s), tick %.0f ms",
+            __version__,
+            len(orchestrator.multiverse.registry),
+            settings.tick_ms,
+        )
+        try:
+            yield
+        finally:
+            await drain(app)
+
+    app = FastAPI(
+        title="seedmmo",
+        version=__version__,
+        description="A multiverse orchestrator: realms, one control tick, cross-game events.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(SeedError, on_seed_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected)
+    app.include_router(router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="pages")
+    return app
+
+
+def app_factory() -> Any:
+    """For ``uvicorn --factory seedmmo.server.app:app_factory``."""
+    return create_app()

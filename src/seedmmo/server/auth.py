@@ -1,0 +1,136 @@
+"""Credentials and roles.
+
+- **admin**: the token from ``SEEDMMO_ADMIN_TOKEN``, or one generated on first start into
+  ``<data dir>/admin_token`` (mode 0600) and printed once;
+- **game**: the ``game_key`` returned once at registration; only its SHA-256 is kept (keys are
+  256-bit random, so a plain hash is enough: there is nothing to brute-force);
+- **public**: no token.
+
+A token that is present but unknown is an error (401), never silently "public".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from seedmmo.errors import Forbidden, Unauthenticated
+
+__all__ = ["Credentials", "Principal", "Role", "load_admin_token"]
+
+log = logging.getLogger("seedmmo.server.auth")
+
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    GAME = "game"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    role: Role
+    game_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    def require_admin(self) -> None:
+        if self.role is Role.PUBLIC:
+            raise Unauthenticated("this needs the admin token")
+        if self.role is not Role.ADMIN:
+            raise Forbidden("only the admin may do this")
+
+    def require_game(self, game_id: str | None = None) -> str:
+        """The authenticated game's id; with `game_id`, that game (or the admin) only."""
+        if self.role is Role.PUBLIC:
+            raise Unauthenticated("this needs a game key")
+        if game_id is not None:
+            if self.role is Role.ADMIN or self.game_id == game_id:
+                return game_id
+            raise Forbidden(f"this key cannot act for game {game_id!r}")
+        if self.game_id is None:
+            raise Forbidden("this needs a game key, not the admin token")
+        return self.game_id
+
+
+PUBLIC = Principal(Role.PUBLIC)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Credentials:
+    """Who a bearer token belongs to."""
+
+    def __init__(self, admin_token: str) -> None:
+        self._admin_digest = _digest(admin_token)
+        self._games: dict[bytes, str] = {}  # sha256(game_key) -> game_id
+        self._game_digests: dict[str, bytes] = {}
+
+    def issue_game_key(self, game_id: str) -> str:
+        """A new key for `game_id` (replacing any old one); returned once, stored as a hash."""
+        self.revoke(game_id)
+        key = "gk_" + secrets.token_urlsafe(32)
+        self.add_game_digest(game_id, _digest(key))
+        return key
+
+    def add_game_digest(self, game_id: str, digest: bytes) -> None:
+        self._games[digest] = game_id
+        self._game_digests[game_id] = digest
+
+    def game_digest(self, game_id: str) -> bytes | None:
+        return self._game_digests.get(game_id)
+
+    def revoke(self, game_id: str) -> None:
+        digest = self._game_digests.pop(game_id, None)
+        if digest is not None:
+            self._games.pop(digest, None)
+
+    def identify(self, token: str | None) -> Principal:
+        if token is None:
+            return PUBLIC
+        digest = _digest(token)
+        if hmac.compare_digest(digest, self._admin_digest):
+            return Principal(Role.ADMIN)
+        # A dict lookup on the digest, not a comparison with the secret: nothing to time.
+        game_id = self._games.get(digest)
+        if game_id is None:
+            raise Unauthenticated("invalid token", code="invalid_token")
+        return Principal(Role.GAME, game_id)
+
+    def identify_header(self, authorization: str | None) -> Principal:
+        if authorization is None:
+            return PUBLIC
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("use 'Authorization: Bearer <token>'", code="invalid_token")
+        return self.identify(token.strip())
+
+
+def load_admin_token(data_dir: Path, from_env: str | None) -> tuple[str, bool]:
+    """The admin token and whether it was generated just now (to be printed once)."""
+    if from_env:
+        return from_env, False
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token, False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = "adm_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token, True

@@ -1,0 +1,88 @@
+"""The demo realms of the deployment report, hosted in-process and always online."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from seedmmo.server.orchestrator import Orchestrator
+
+__all__ = ["DEMO_REALMS", "install_demo"]
+
+DEMO_REALMS: Final[list[dict[str, Any]]] = [
+    {
+        "realm": {
+            "game_id": "demo_tavern",
+            "realm_id": "The Golden Dragon Tavern",
+            "developer_name": "seedmmo demo",
+            "description": "A warm tavern where travellers trade rumours and coin.",
+            "realm_type": "custom_realm",
+            "adjacency": "cluster_main",
+            "resonance": "social",
+            "density": 0,
+            "stat7": {
+                "realm": "narrative",
+                "adjacency": ["cluster_main"],
+                "horizon": "peak",
+                "resonance": 0.6,
+                "velocity": 0.1,
+                "density": 0.7,
+            },
+        },
+        "npcs": [
+            ("npc_tavern_barkeep", "Brannoc the Barkeep", "barkeep", 0.7, 0.0, 0.8),
+            ("npc_tavern_bard", "Lysa Songweaver", "bard", 0.9, 0.3, 0.5),
+            ("npc_tavern_merchant", "Odo Coinpurse", "merchant", 0.4, 0.2, 0.6),
+        ],
+    },
+    {
+        "realm": {
+            "game_id": "demo_forest",
+            "realm_id": "Whisperwood Forest",
+            "developer_name": "seedmmo demo",
+            "description": "An old forest of whispering trees, wolves and wandering spirits.",
+            "realm_type": "custom_realm",
+            "adjacency": "cluster_main",
+            "resonance": "wilderness",
+            "density": 0,
+            "stat7": {
+                "realm": "narrative",
+                "adjacency": ["cluster_main"],
+                "horizon": "emergence",
+                "resonance": -0.2,
+                "velocity": 0.2,
+                "density": 0.4,
+            },
+        },
+        "npcs": [
+            ("npc_forest_ranger", "Elowen the Ranger", "ranger", 0.3, 0.4, 0.4),
+            ("npc_forest_druid", "Old Fennick", "druid", -0.1, -0.2, 0.6),
+            ("npc_forest_wolf", "Greyfang", "wolf", -0.6, 0.7, 0.3),
+        ],
+    },
+]
+
+
+def install_demo(orchestrator: Orchestrator) -> None:
+    """Register the demo realms (hosted: always online) and give each its NPCs."""
+    for demo in DEMO_REALMS:
+        realm = demo["realm"]
+        orchestrator.register_game(realm, hosted=True)
+        for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
+            orchestrator.spawn(
+                realm["game_id"],
+                {
+                    "id": npc_id,
+                    "kind": "npc",
+                    "name": name,
+                    "state": {"role": role, "mood": "content"},
+                    "stat7": {
+                        "realm": "narrative",
+                        "lineage": 0,
+                        "adjacency": [realm["game_id"]],
+                        "horizon": "genesis",
+                        "resonance": resonance,
+                        "velocity": velocity,
+                        "density": density,
+                    },
+                },
+            )

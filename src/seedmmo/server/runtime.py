@@ -1,0 +1,96 @@
+"""The control-tick loop: drift-free, never waiting on a client.
+
+Tick n is due at ``start + n * period`` on the monotonic clock; the loop sleeps until that
+deadline, never for a fixed period after the work, so work time does not accumulate into drift.
+A tick whose work takes longer than a period is an *overrun*; when the loop wakes more than a
+whole period late it skips the missed deadlines (counted) rather than running a burst of ticks.
+
+Each tick is synchronous from start to finish (core tick, effects, fan-out onto the connection
+queues), so cancelling the loop while it sleeps never leaves a tick half done: that is how a
+drain "lets the current tick finish".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from seedmmo.server.orchestrator import Orchestrator
+
+__all__ = ["TickLoop"]
+
+log = logging.getLogger("seedmmo.server.runtime")
+
+SUMMARY_EVERY_S = 10.0
+KEEPALIVE_EVERY_S = 1.0
+
+
+class TickLoop:
+    def __init__(self, orchestrator: Orchestrator, *, log_ticks: bool = False) -> None:
+        self.orchestrator = orchestrator
+        self.period_s = orchestrator.settings.tick_ms / 1000.0
+        self.log_ticks = log_ticks
+        self._task: asyncio.Task[None] | None = None
+        self._last_start: float | None = None
+        self._next_summary = 0.0
+        self._next_keepalive = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="seedmmo-tick")
+
+    async def stop(self) -> None:
+        """Stop between ticks (the current one, if any, has already finished)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.period_s
+        stats = self.orchestrator.tick_stats
+        start = loop.time()
+        self._next_summary = start + SUMMARY_EVERY_S
+        self._next_keepalive = start + KEEPALIVE_EVERY_S
+        n = 0
+        while True:
+            n += 1
+            delay = start + n * period - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif -delay >= period:
+                missed = int(-delay // period)
+                n += missed
+                stats.skipped_ticks += missed
+                log.warning("tick loop %.1f ms late: skipped %d tick(s)", -delay * 1e3, missed)
+            self.run_tick(loop.time())
+
+    def run_tick(self, now: float) -> None:
+        orchestrator = self.orchestrator
+        stats = orchestrator.tick_stats
+        period_ms = None if self._last_start is None else (now - self._last_start) * 1e3
+        self._last_start = now
+        verbose = self.log_ticks or now >= self._next_summary
+        tick_id = orchestrator.multiverse.tick + 1
+        if verbose:
+            log.info("[TICK] CONTROL-TICK %d Starting...", tick_id)
+        began = time.perf_counter()
+        if now >= self._next_keepalive:
+            self._next_keepalive = now + KEEPALIVE_EVERY_S
+            orchestrator.keep_connected_games_alive()
+        report = orchestrator.control_tick()
+        elapsed_ms = (time.perf_counter() - began) * 1e3
+        orchestrator.announce_tick(report, elapsed_ms)
+        stats.record(elapsed_ms, period_ms)
+        if elapsed_ms > self.period_s * 1e3:
+            stats.overruns += 1
+            log.warning("control tick %d overran: %.2f ms", report.control_tick_id, elapsed_ms)
+        if verbose:
+            if now >= self._next_summary:
+                self._next_summary = now + SUMMARY_EVERY_S
+            log.info("  [OK] Synced %d games", report.games_synced)
+            log.info("  [NET] Propagated %d cross-game events", report.events_propagated)
+            log.info("  [TIME] Control-tick took %.2fms", elapsed_ms)

@@ -1,0 +1,27 @@
+"""Server settings: command-line options and environment, with their defaults in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("SEEDMMO_DATA_DIR", "data")))
+    tick_ms: float = 100.0
+    demo: bool = True
+    log_ticks: bool = False
+    admin_token: str | None = field(default_factory=lambda: os.environ.get("SEEDMMO_ADMIN_TOKEN"))
+    heartbeat_period_s: float = 5.0
+    offline_after_s: float = 60.0
+    retain_events: int = 100_000
+    max_body_bytes: int = 1 << 20
+    max_frame_bytes: int = 1 << 20
+    send_queue_messages: int = 1024
+    seed: int = 0

@@ -1,0 +1,317 @@
+"""The WebSocket endpoint ``/ws``: welcome, client actions, and each connection's writer.
+
+A connection has two tasks: the reader (this module's loop over incoming frames, answering each
+action) and the writer (draining the connection's queue onto the socket). Whichever ends first
+ends the other. Replies go through the same queue as events, so a client sees them in order.
+
+A bad message gets ``{"event_type": "error", "code", "message", "ref"}`` and the connection stays
+open; only an oversize frame closes it (1009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect
+
+from seedmmo.errors import InvalidField, MalformedInput, SeedError
+from seedmmo.server.auth import Role
+from seedmmo.server.hub import STATIC_TOPICS, Connection
+from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.wire import encode, message
+from seedmmo.store import ReplayGap
+
+__all__ = ["websocket_endpoint"]
+
+log = logging.getLogger("seedmmo.server.ws")
+
+PROTOCOL: Final = 1
+REPLAY_PAGE: Final = 256
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_TOO_BIG: Final = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A queue marker: send the retained events in (after, until] this connection may see."""
+
+    after: int
+    until: int
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    orchestrator: Orchestrator = websocket.app.state.orchestrator
+    await websocket.accept()
+    if orchestrator.draining:
+        await websocket.close(CLOSE_GOING_AWAY, "server is draining")
+        return
+    conn = Connection(
+        client_id="c_" + secrets.token_hex(6),
+        max_queue=orchestrator.settings.send_queue_messages,
+    )
+    hub = orchestrator.hub
+    hub.add(conn)
+    conn.offer(
+        encode(
+            message(
+                "welcome",
+                client_id=conn.client_id,
+                protocol=PROTOCOL,
+                epoch=orchestrator.epoch,
+                offset=orchestrator.propagated_offset,
+                control_tick=orchestrator.multiverse.tick,
+            )
+        )
+    )
+    reader = asyncio.ensure_future(read_loop(websocket, conn, orchestrator))
+    writer = asyncio.ensure_future(write_loop(websocket, conn, orchestrator))
+    try:
+        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.remove(conn)
+        for task in (reader, writer):
+            task.cancel()
+        for task in (reader, writer):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orchestrator) -> None:
+    queue = conn.queue
+    while True:
+        await conn.wakeup.wait()
+        conn.wakeup.clear()
+        while queue and conn.close_code is None:
+            item: Any = queue.popleft()
+            if isinstance(item, Replay):
+                await replay(websocket, conn, orchestrator, item)
+            else:
+                await websocket.send_text(item)
+                conn.sent += 1
+        if conn.close_code is not None:
+            with contextlib.suppress(Exception):
+                await websocket.close(conn.close_code, conn.close_reason)
+            return
+
+
+async def replay(
+    websocket: WebSocket, conn: Connection, orchestrator: Orchestrator, span: Replay
+) -> None:
+    """Page through the log, sending what the connection would have received live."""
+    cursor = span.after
+    hub = orchestrator.hub
+    while cursor < span.until and conn.close_code is None:
+        try:
+            page = orchestrator.log.after(cursor, min(REPLAY_PAGE, span.until - cursor))
+        except ReplayGap as gap:  # retention overtook a slow replay
+            await websocket.send_text(resync_message(orchestrator, str(gap), None))
+            return
+        if not page:
+            return
+        for event in page:
+            view = hub.view_for(conn, event)
+            if view is not None:
+                await websocket.send_text(encode(event.to_dict(redact=view == "redacted")))
+                conn.sent += 1
+        cursor = page[-1].offset
+
+
+def resync_message(orchestrator: Orchestrator, reason: str, ref: Any) -> str:
+    return encode(
+        message(
+            "resync_required",
+            reason=reason,
+            epoch=orchestrator.epoch,
+            offset=orchestrator.propagated_offset,
+            ref=ref,
+        )
+    )
+
+
+async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orchestrator) -> None:
+    limit = orchestrator.settings.max_frame_bytes
+    while True:
+        try:
+            frame = await websocket.receive()
+        except WebSocketDisconnect:
+            return
+        if frame["type"] == "websocket.disconnect":
+            return
+        raw = frame.get("text")
+        if raw is None:
+            raw = frame.get("bytes") or b""
+        if len(raw) > limit:
+            conn.request_close(CLOSE_TOO_BIG, f"frame over {limit} bytes")
+            return
+        reply = handle_frame(raw, conn, orchestrator)
+        if reply is not None:
+            orchestrator.hub.to_connection(conn, encode(reply))
+
+
+def handle_frame(raw: str | bytes, conn: Connection, orchestrator: Orchestrator) -> Any:
+    """Answer one client message; every failure becomes an ``error`` reply."""
+    ref: Any = None
+    try:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedInput(f"not valid JSON: {exc}") from None
+        if not isinstance(msg, dict):
+            raise MalformedInput("a message must be a JSON object")
+        ref = msg.get("ref")
+        if ref is not None and not isinstance(ref, str | int):
+            ref = None
+            raise InvalidField("ref", "must be a string or an integer")
+        action = msg.get("action")
+        handler = ACTIONS.get(action) if isinstance(action, str) else None
+        if handler is None:
+            raise InvalidField("action", f"unknown action {action!r}; one of {sorted(ACTIONS)}")
+        result = handler(msg, conn, orchestrator)
+    except SeedError as exc:
+        error = message("error", code=exc.code, message=exc.message, ref=ref)
+        if isinstance(exc, InvalidField):
+            error["field"] = exc.field
+        return error
+    if result is None:
+        return None
+    result.setdefault("ref", ref)
+    return result
+
+
+Action = Callable[[dict[str, Any], Connection, Orchestrator], dict[str, Any] | None]
+
+
+def body_of(msg: Mapping[str, Any]) -> dict[str, Any]:
+    """The action's fields: everything but ``action`` and ``ref``."""
+    return {k: v for k, v in msg.items() if k not in ("action", "ref")}
+
+
+def act_ping(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    return message("pong", control_tick=orch.multiverse.tick)
+
+
+def act_auth(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise InvalidField("token", "must be a non-empty string")
+    principal = orch.credentials.identify(token)
+    orch.hub.set_principal(conn, principal)
+    if principal.role is Role.GAME and principal.game_id is not None:
+        orch.heartbeat(principal.game_id)
+    return message("ok", action="auth", role=principal.role.value, game_id=principal.game_id)
+
+
+def check_topics(value: Any, orch: Orchestrator) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise InvalidField("topics", "must be a non-empty list of topic names")
+    topics: list[str] = []
+    for i, topic in enumerate(value):
+        if not isinstance(topic, str):
+            raise InvalidField(f"topics[{i}]", "must be a string")
+        if topic.startswith("realm:"):
+            orch.multiverse.registry.get(topic[len("realm:") :])
+        elif topic not in STATIC_TOPICS:
+            raise InvalidField(
+                f"topics[{i}]", f"unknown topic {topic!r}; one of {sorted(STATIC_TOPICS)}"
+            )
+        topics.append(topic)
+    return topics
+
+
+def act_subscribe(
+    msg: dict[str, Any], conn: Connection, orch: Orchestrator
+) -> dict[str, Any] | None:
+    topics = check_topics(msg.get("topics"), orch)
+    since = msg.get("since")
+    epoch = msg.get("epoch")
+    if since is not None and (type(since) is not int or since < 0):
+        raise InvalidField("since", "must be an integer offset >= 0")
+    if epoch is not None and not isinstance(epoch, str):
+        raise InvalidField("epoch", "must be a string")
+    hub = orch.hub
+    for topic in topics:
+        hub.subscribe(conn, topic)
+    ok = message("ok", action="subscribe", topics=sorted(conn.topics), ref=msg.get("ref"))
+    hub.to_connection(conn, encode(ok))
+    if since is not None:
+        until = orch.propagated_offset
+        try:
+            orch.log.after(since, 1, epoch=epoch)  # raises when the replay cannot be whole
+        except ReplayGap as gap:
+            hub.to_connection(conn, resync_message(orch, str(gap), msg.get("ref")))
+            return None
+        # Live events up to `until` would duplicate the replay; the marker sends them instead.
+        conn.replay_until = max(conn.replay_until, until)
+        if since < until:
+            conn.queue.append(Replay(since, until))
+            conn.wakeup.set()
+    return None
+
+
+def act_unsubscribe(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    value = msg.get("topics")
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise InvalidField("topics", "must be a list of topic names")
+    for topic in value:
+        orch.hub.unsubscribe(conn, topic)
+    return message("ok", action="unsubscribe", topics=sorted(conn.topics))
+
+
+def act_list_games(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    return message("game_list", games=orch.realms({}))
+
+
+def act_universe_state(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    return message(
+        "universe_state",
+        realms=orch.realms({}),
+        npcs=orch.npcs(None),
+        stats=orch.stats(),
+        epoch=orch.epoch,
+        offset=orch.propagated_offset,
+        control_tick=orch.multiverse.tick,
+    )
+
+
+def act_register_game(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    conn.principal.require_admin()
+    body = msg.get("game", body_of(msg))
+    return message("ok", action="register_game", **orch.register_game(body))
+
+
+def act_publish_event(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    body = msg.get("event", body_of(msg))
+    event = orch.publish(body, conn.principal)
+    return message(
+        "ok",
+        action="publish_event",
+        event_id=event.event_id,
+        offset=event.offset,
+        accepted_tick=event.accepted_tick,
+    )
+
+
+def act_heartbeat(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    game_id = conn.principal.require_game()
+    return message("ok", action="heartbeat", **orch.heartbeat(game_id))
+
+
+ACTIONS: Final[dict[str, Action]] = {
+    "ping": act_ping,
+    "auth": act_auth,
+    "subscribe": act_subscribe,
+    "unsubscribe": act_unsubscribe,
+    "list_games": act_list_games,
+    "universe_state": act_universe_state,
+    "register_game": act_register_game,
+    "publish_event": act_publish_event,
+    "heartbeat": act_heartbeat,
+}

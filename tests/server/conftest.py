@@ -1,0 +1,80 @@
+"""In-process server fixtures: the real app under Starlette's TestClient (no ports)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketTestSession
+
+from seedmmo.server.app import create_app
+from seedmmo.server.settings import Settings
+
+ADMIN = "test-admin-token"
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
+    """Poll `condition` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        pause.wait(0.005)
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "tick_ms": 20.0,
+        "admin_token": ADMIN,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(tmp_path))) as test_client:
+        yield test_client
+
+
+def register(client: TestClient, game_id: str, **extra: Any) -> dict[str, Any]:
+    body = {"game_id": game_id, "realm_id": f"Realm {game_id}", "developer_name": "tests"}
+    body.update(extra)
+    response = client.post("/api/games", json=body, headers=admin_headers())
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def receive_until(
+    ws: WebSocketTestSession, predicate: Callable[[dict[str, Any]], bool], limit: int = 500
+) -> dict[str, Any]:
+    """Read messages until one matches; fails after `limit` non-matching messages."""
+    for _ in range(limit):
+        msg: dict[str, Any] = ws.receive_json()
+        if predicate(msg):
+            return msg
+    raise AssertionError("no matching message")
+
+
+def of_type(event_type: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda msg: msg.get("event_type") == event_type
