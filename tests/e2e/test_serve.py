@@ -86,6 +86,9 @@ def test_unicast_and_broadcast_reach_the_right_sockets(server: ServerProcess) ->
 
     realm = server.http.get("/api/realms/game_two").json()
     assert realm["stats"]["events_received"] == 2
+    # under uvicorn the frames went out on the write-once path, not the portable fallback
+    ws_stats = server.http.get("/api/stats").json()["ws"]
+    assert ws_stats["raw_connections"] == 2 and ws_stats["fallback_connections"] == 0
 
 
 def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
@@ -104,3 +107,25 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
         assert time.monotonic() - started < 5
     finally:
         server.stop()
+
+
+def test_resume_over_the_raw_path_replays_then_continues_live(server: ServerProcess) -> None:
+    key = server.register("game_one")
+    auth = {"Authorization": f"Bearer {key}"}
+    offsets = [
+        server.http.post("/api/events", json={"event_type": f"e{n}"}, headers=auth).json()
+        for n in range(3)
+    ]
+    with ws_connect(server) as first:
+        send(first, action="subscribe", topics=["events"])
+        next_event(first, "ok")
+        # wait until the last published event has been propagated
+        while next_event(first, "cross_game_event")["offset"] != offsets[-1]["offset"]:
+            pass
+    with ws_connect(server) as ws:
+        send(ws, action="subscribe", topics=["events"], since=offsets[0]["offset"], ref="r")
+        assert next_event(ws, "ok")["ref"] == "r"
+        replayed = [next_event(ws, "cross_game_event")["offset"] for _ in range(2)]
+        assert replayed == [offsets[1]["offset"], offsets[2]["offset"]]
+        live = server.http.post("/api/events", json={"event_type": "live"}, headers=auth).json()
+        assert next_event(ws, "cross_game_event")["offset"] == live["offset"]

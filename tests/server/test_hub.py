@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from seedmmo.core.events import PublishRequest
 from seedmmo.core.multiverse import Multiverse, TickCompleted
 from seedmmo.server.auth import Principal, Role
+from seedmmo.server.fastpath import Outgoing
 from seedmmo.server.hub import CLOSE_SLOW_CONSUMER, Connection, Hub
 
 from ..conftest import ManualClock, realm_body
@@ -37,8 +38,8 @@ def connection(name: str, *, game: str | None = None, admin: bool = False) -> Co
 def received(conn: Connection) -> list[tuple[int, bool]]:
     """(offset, has data) of every cross-game event queued for `conn`."""
     out = []
-    for text in conn.queue:
-        msg = orjson.loads(text)
+    for item in conn.queue:
+        msg = orjson.loads(item.text)
         if msg.get("event_type") == "cross_game_event":
             out.append((msg["offset"], "data" in msg))
     return out
@@ -138,7 +139,7 @@ def test_slow_consumer_is_closed_and_removed_without_affecting_others() -> None:
         hub.add(conn)
         hub.subscribe(conn, "ticks")
     for n in range(5):
-        hub.to_topic("ticks", f"tick {n}")
+        hub.to_topic("ticks", Outgoing(f"tick {n}"))
         fast.queue.clear()  # the fast one keeps up
     assert slow.close_code == CLOSE_SLOW_CONSUMER
     assert "slow" not in hub.connections
@@ -154,5 +155,5 @@ def test_to_topics_sends_once_per_connection() -> None:
     hub.add(conn)
     hub.subscribe(conn, "realms")
     hub.subscribe(conn, "realm:a")
-    hub.to_topics(("realms", "realm:a"), "msg")
-    assert list(conn.queue) == ["msg"]
+    hub.to_topics(("realms", "realm:a"), Outgoing("msg"))
+    assert [m.text for m in conn.queue] == ["msg"]

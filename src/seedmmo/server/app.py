@@ -22,6 +22,7 @@ from seedmmo.errors import InvalidField, RateLimited, SeedError
 from seedmmo.server.api import router
 from seedmmo.server.auth import Credentials, load_admin_token
 from seedmmo.server.demo import install_demo
+from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.runtime import TickLoop
 from seedmmo.server.settings import Settings
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
+    app.add_middleware(CaptureRawProtocol)
     app.include_router(router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="pages")

@@ -28,7 +28,8 @@ from typing import Any, Final, Literal
 
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.server.auth import PUBLIC, Principal, Role
-from seedmmo.server.wire import encode
+from seedmmo.server.fastpath import Outgoing, RawWriter
+from seedmmo.server.wire import outgoing
 
 __all__ = ["STATIC_TOPICS", "Connection", "Hub", "View", "may_see"]
 
@@ -58,14 +59,23 @@ def may_see(principal: Principal, event: CrossGameEvent) -> bool:
 
 @dataclass(eq=False, slots=True)
 class Connection:
-    """One WebSocket client as the hub sees it: identity, topics and an outgoing queue."""
+    """One WebSocket client as the hub sees it: identity, topics and how to reach it.
+
+    With a `raw` writer and nothing waiting in `queue` (``direct``), a message is written to the
+    socket at once, as a pre-built frame. Otherwise it waits in `queue` (bounded), which the
+    connection's writer task drains; while a replay runs, live messages wait there behind it so
+    order is kept.
+    """
 
     client_id: str
     max_queue: int
+    max_buffer_bytes: int = 4 << 20
+    raw: RawWriter | None = None
     principal: Principal = PUBLIC
     topics: set[str] = field(default_factory=set)
-    queue: deque[Any] = field(default_factory=deque)  # encoded text, or a ws.Replay marker
+    queue: deque[Any] = field(default_factory=deque)  # Outgoing, or a ws.Replay marker
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    direct: bool = True
     close_code: int | None = None
     close_reason: str = ""
     replay_until: int = 0  # live events at or below this offset are covered by the replay
@@ -75,17 +85,32 @@ class Connection:
     def game_id(self) -> str | None:
         return self.principal.game_id if self.principal.role is Role.GAME else None
 
-    def offer(self, text: str) -> bool:
-        """Queue `text` for sending; False (and the connection marked for 1013) when full."""
+    def offer(self, msg: Outgoing) -> bool:
+        """Send or queue `msg`; False (and the connection marked for 1013) when it is behind."""
         if self.close_code is not None:
             return False
+        raw = self.raw
+        if raw is not None and self.direct:
+            if raw.buffered() > self.max_buffer_bytes:
+                self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
+                return False
+            if raw.writable():
+                raw.write(msg.frame)
+                self.sent += 1
+            return True  # not writable: the socket is closing and its reader will notice
         if len(self.queue) >= self.max_queue:
             self.queue.clear()
             self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
             return False
-        self.queue.append(text)
+        self.queue.append(msg)
         self.wakeup.set()
         return True
+
+    def hold(self, marker: Any) -> None:
+        """Queue a marker (a replay) and keep later messages queued behind it."""
+        self.direct = False
+        self.queue.append(marker)
+        self.wakeup.set()
 
     def request_close(self, code: int, reason: str) -> None:
         if self.close_code is None:
@@ -102,12 +127,18 @@ class Hub:
         self._topics: dict[str, dict[Connection, None]] = {}
         self._games: dict[str, dict[Connection, None]] = {}
         self.slow_consumer_closes = 0
-        self.messages_queued = 0
+        self.messages_sent = 0  # written or queued
+        self.raw_connections = 0
+        self.fallback_connections = 0
 
     # ------------------------------------------------------------------ membership
 
     def add(self, conn: Connection) -> None:
         self.connections[conn.client_id] = conn
+        if conn.raw is None:
+            self.fallback_connections += 1
+        else:
+            self.raw_connections += 1
 
     def remove(self, conn: Connection) -> None:
         self.connections.pop(conn.client_id, None)
@@ -149,39 +180,39 @@ class Hub:
 
     # ------------------------------------------------------------------ fan-out
 
-    def _offer(self, conn: Connection, text: str) -> None:
-        if conn.offer(text):
-            self.messages_queued += 1
+    def _offer(self, conn: Connection, msg: Outgoing) -> None:
+        if conn.offer(msg):
+            self.messages_sent += 1
         elif conn.close_code == CLOSE_SLOW_CONSUMER and conn.client_id in self.connections:
             self.slow_consumer_closes += 1
             log.warning("closing slow consumer %s", conn.client_id)
             self.remove(conn)  # no further messages; its writer closes the socket
 
-    def to_topic(self, topic: str, text: str) -> int:
-        """Send pre-encoded `text` to every subscriber of `topic`; returns the count."""
+    def to_topic(self, topic: str, msg: Outgoing) -> int:
+        """Send pre-encoded `msg` to every subscriber of `topic`; returns the count."""
         bucket = self._topics.get(topic)
         if not bucket:
             return 0
         for conn in tuple(bucket):
-            self._offer(conn, text)
+            self._offer(conn, msg)
         return len(bucket)
 
-    def to_topics(self, topics: Iterable[str], text: str) -> None:
-        """Send `text` once to every connection subscribed to any of `topics`."""
+    def to_topics(self, topics: Iterable[str], msg: Outgoing) -> None:
+        """Send `msg` once to every connection subscribed to any of `topics`."""
         seen: set[Connection] = set()
         for topic in topics:
             for conn in tuple(self._topics.get(topic, ())):
                 if conn not in seen:
                     seen.add(conn)
-                    self._offer(conn, text)
+                    self._offer(conn, msg)
 
-    def to_connection(self, conn: Connection, text: str) -> None:
-        self._offer(conn, text)
+    def to_connection(self, conn: Connection, msg: Outgoing) -> None:
+        self._offer(conn, msg)
 
     def deliver_event(self, event: CrossGameEvent) -> None:
         """Fan out one propagated event (see the module docstring for who gets what)."""
-        full = encode(event.to_dict())
-        redacted = encode(event.to_dict(redact=True)) if event.visibility == "private" else full
+        full = outgoing(event.to_dict())
+        redacted = outgoing(event.to_dict(redact=True)) if event.visibility == "private" else full
         audience = event.audience
         assert audience is not None, "only propagated events are delivered"
         done: set[Connection] = set()
@@ -205,9 +236,9 @@ class Hub:
                     view = self.party_view(conn, event)
                     self._offer_live(conn, event, full if view == "full" else redacted)
 
-    def _offer_live(self, conn: Connection, event: CrossGameEvent, text: str) -> None:
+    def _offer_live(self, conn: Connection, event: CrossGameEvent, msg: Outgoing) -> None:
         if event.offset > conn.replay_until:  # older ones are in the connection's replay
-            self._offer(conn, text)
+            self._offer(conn, msg)
 
     # ------------------------------------------------------------------ the visibility rule
 

@@ -36,7 +36,7 @@ from seedmmo.server.auth import Credentials, Principal
 from seedmmo.server.hub import Hub, may_see
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
-from seedmmo.server.wire import encode, message
+from seedmmo.server.wire import message, outgoing
 from seedmmo.store import MemoryEventLog, ReplayGap
 
 __all__ = ["Orchestrator"]
@@ -146,13 +146,13 @@ class Orchestrator:
                 self.propagated_offset = effect.events[-1].offset
             # control_tick_complete goes out from the runtime, which knows the elapsed time
         elif isinstance(effect, GameRegistered):
-            text = encode(message("game_registered", realm=self.realm_view(effect.realm)))
+            text = outgoing(message("game_registered", realm=self.realm_view(effect.realm)))
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, GameUnregistered):
-            text = encode(message("game_unregistered", game_id=effect.realm.game_id))
+            text = outgoing(message("game_unregistered", game_id=effect.realm.game_id))
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, RealmStateChanged):
-            text = encode(
+            text = outgoing(
                 message(
                     "realm_state_changed",
                     game_id=effect.realm.game_id,
@@ -164,11 +164,11 @@ class Orchestrator:
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, EntitySpawned | EntityRemoved):
             kind = "entity_spawned" if isinstance(effect, EntitySpawned) else "entity_removed"
-            text = encode(message(kind, entity=effect.entity.to_dict()))
+            text = outgoing(message(kind, entity=effect.entity.to_dict()))
             hub.to_topics(("entities", f"realm:{effect.entity.realm}"), text)
 
     def announce_tick(self, report: TickReport, elapsed_ms: float) -> None:
-        text = encode(
+        text = outgoing(
             message("control_tick_complete", **report.to_dict(), elapsed_ms=round(elapsed_ms, 3))
         )
         self.hub.to_topic("ticks", text)
@@ -228,8 +228,10 @@ class Orchestrator:
             "entities": len(self.multiverse.entities),
             "tick": self.tick_stats.to_dict(),
             "ws": {
-                "messages_queued": self.hub.messages_queued,
+                "messages_sent": self.hub.messages_sent,
                 "slow_consumer_closes": self.hub.slow_consumer_closes,
+                "raw_connections": self.hub.raw_connections,
+                "fallback_connections": self.hub.fallback_connections,
             },
         }
 

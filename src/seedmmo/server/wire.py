@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from seedmmo.core.multiverse import iso_micro
+from seedmmo.server.fastpath import Outgoing
 
-__all__ = ["decode", "encode", "message", "now_iso"]
+__all__ = ["decode", "encode", "message", "now_iso", "outgoing"]
 
 
 def now_iso() -> str:
@@ -36,3 +37,8 @@ def encode(obj: Any) -> str:
 def decode(raw: str | bytes) -> Any:
     """Parse JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
     return orjson.loads(raw)
+
+
+def outgoing(obj: Any) -> Outgoing:
+    """Encode a server message once, for any number of recipients."""
+    return Outgoing(encode(obj))

@@ -24,9 +24,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from seedmmo.errors import InvalidField, MalformedInput, SeedError
 from seedmmo.server.auth import Role
+from seedmmo.server.fastpath import Outgoing, RawWriter
 from seedmmo.server.hub import STATIC_TOPICS, Connection
 from seedmmo.server.orchestrator import Orchestrator
-from seedmmo.server.wire import encode, message
+from seedmmo.server.wire import message, outgoing
 from seedmmo.store import ReplayGap
 
 __all__ = ["websocket_endpoint"]
@@ -56,11 +57,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     conn = Connection(
         client_id="c_" + secrets.token_hex(6),
         max_queue=orchestrator.settings.send_queue_messages,
+        max_buffer_bytes=orchestrator.settings.send_buffer_bytes,
+        raw=RawWriter.for_scope(websocket.scope),
     )
     hub = orchestrator.hub
     hub.add(conn)
     conn.offer(
-        encode(
+        outgoing(
             message(
                 "welcome",
                 client_id=conn.client_id,
@@ -85,7 +88,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orchestrator) -> None:
+    """Drain what could not be written at once (a replay and what queued behind it, or every
+    message on the portable path); then hand the connection back to direct writes."""
     queue = conn.queue
+    raw = conn.raw
     while True:
         await conn.wakeup.wait()
         conn.wakeup.clear()
@@ -94,12 +100,25 @@ async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orche
             if isinstance(item, Replay):
                 await replay(websocket, conn, orchestrator, item)
             else:
-                await websocket.send_text(item)
-                conn.sent += 1
+                await send(websocket, conn, item)
+        if raw is not None and not queue and conn.close_code is None:
+            conn.direct = True
         if conn.close_code is not None:
             with contextlib.suppress(Exception):
                 await websocket.close(conn.close_code, conn.close_reason)
             return
+
+
+async def send(websocket: WebSocket, conn: Connection, msg: Outgoing) -> None:
+    raw = conn.raw
+    if raw is None:
+        await websocket.send_text(msg.text)
+    else:
+        while raw.buffered() > conn.max_buffer_bytes // 2:  # let the client catch up
+            await raw.wait_writable()
+        if raw.writable():
+            raw.write(msg.frame)
+    conn.sent += 1
 
 
 async def replay(
@@ -112,20 +131,19 @@ async def replay(
         try:
             page = orchestrator.log.after(cursor, min(REPLAY_PAGE, span.until - cursor))
         except ReplayGap as gap:  # retention overtook a slow replay
-            await websocket.send_text(resync_message(orchestrator, str(gap), None))
+            await send(websocket, conn, resync_message(orchestrator, str(gap), None))
             return
         if not page:
             return
         for event in page:
             view = hub.view_for(conn, event)
             if view is not None:
-                await websocket.send_text(encode(event.to_dict(redact=view == "redacted")))
-                conn.sent += 1
+                await send(websocket, conn, outgoing(event.to_dict(redact=view == "redacted")))
         cursor = page[-1].offset
 
 
-def resync_message(orchestrator: Orchestrator, reason: str, ref: Any) -> str:
-    return encode(
+def resync_message(orchestrator: Orchestrator, reason: str, ref: Any) -> Outgoing:
+    return outgoing(
         message(
             "resync_required",
             reason=reason,
@@ -153,7 +171,7 @@ async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orches
             return
         reply = handle_frame(raw, conn, orchestrator)
         if reply is not None:
-            orchestrator.hub.to_connection(conn, encode(reply))
+            orchestrator.hub.to_connection(conn, outgoing(reply))
 
 
 def handle_frame(raw: str | bytes, conn: Connection, orchestrator: Orchestrator) -> Any:
@@ -240,7 +258,7 @@ def act_subscribe(
     for topic in topics:
         hub.subscribe(conn, topic)
     ok = message("ok", action="subscribe", topics=sorted(conn.topics), ref=msg.get("ref"))
-    hub.to_connection(conn, encode(ok))
+    hub.to_connection(conn, outgoing(ok))
     if since is not None:
         until = orch.propagated_offset
         try:
@@ -251,8 +269,7 @@ def act_subscribe(
         # Live events up to `until` would duplicate the replay; the marker sends them instead.
         conn.replay_until = max(conn.replay_until, until)
         if since < until:
-            conn.queue.append(Replay(since, until))
-            conn.wakeup.set()
+            conn.hold(Replay(since, until))
     return None
 
 

@@ -1,0 +1,114 @@
+"""Frame once, write to every socket: the broadcast path of the hub.
+
+A server-to-client WebSocket frame is unmasked, so the bytes of one message are identical for
+every recipient. :class:`Outgoing` encodes a message once and builds its text frame once; for
+connections served by uvicorn's ``websockets-sansio`` protocol the hub writes those bytes straight
+to the connection's transport (one ``transport.write`` per client, no task switch per client).
+PERF-NOTES measured this at 17.7 ms p99 to 1,000 clients against 33.7 ms for per-client
+``send_text``.
+
+This relies on uvicorn internals (pinned in pyproject): the ASGI ``send`` callable is a bound
+method of ``WebSocketsSansIOProtocol``, whose ``transport``, ``handshake_complete``,
+``close_sent`` and ``disconnected`` say whether a write is allowed. Starlette wraps ``send``
+before the endpoint sees it, so :class:`CaptureRawProtocol` (an ASGI middleware) records the
+protocol in the scope first. When anything differs (another server, the wsproto backend, a
+middleware that replaces ``send``) the connection uses the portable path, and the hub counts
+it (``/api/stats`` ``ws.fallback_connections``). Frames written here are never compressed,
+which permessage-deflate allows (RSV1 unset). Frames and ``send_text`` are never mixed on one
+connection: a connection with a raw writer sends everything but its close frame through it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["CaptureRawProtocol", "Outgoing", "RawWriter", "text_frame"]
+
+SCOPE_KEY: Final = "seedmmo.raw_protocol"
+_REQUIRED: Final = ("transport", "handshake_complete", "close_sent", "disconnected")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final text frame (RFC 6455 section 5.2) carrying `payload`."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+class Outgoing:
+    """One encoded server message: its text, and its frame built on first use."""
+
+    __slots__ = ("_frame", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = text_frame(self.text.encode())
+        return self._frame
+
+
+class RawWriter:
+    """Writes pre-built frames to a connection's transport, when the protocol allows it."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def writable(self) -> bool:
+        protocol = self._protocol
+        return bool(
+            protocol.handshake_complete
+            and not protocol.close_sent
+            and not protocol.disconnected
+            and not self._transport.is_closing()
+        )
+
+    def write(self, frame: bytes) -> None:
+        self._transport.write(frame)
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel: how far behind the client is."""
+        size: int = self._transport.get_write_buffer_size()
+        return size
+
+    async def wait_writable(self) -> None:
+        """Until the transport is below its high-water mark (uvicorn's flow-control event)."""
+        await self._protocol.writable.wait()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    @classmethod
+    def for_scope(cls, scope: Scope) -> RawWriter | None:
+        protocol = scope.get(SCOPE_KEY)
+        return None if protocol is None else cls(protocol)
+
+
+class CaptureRawProtocol:
+    """ASGI middleware: remember uvicorn's WebSocket protocol object for the hub's raw writes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            protocol = getattr(send, "__self__", None)
+            if type(protocol).__name__ == "WebSocketsSansIOProtocol" and all(
+                hasattr(protocol, name) for name in _REQUIRED
+            ):
+                scope[SCOPE_KEY] = protocol
+        await self.app(scope, receive, send)
