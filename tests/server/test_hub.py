@@ -143,9 +143,9 @@ def test_slow_consumer_is_closed_and_removed_without_affecting_others() -> None:
         fast.queue.clear()  # the fast one keeps up
     assert slow.close_code == CLOSE_SLOW_CONSUMER
     assert "slow" not in hub.connections
-    assert hub.to_topic("ticks", "x") == 1  # only the fast one is left
+    assert hub.to_topic("ticks", Outgoing("x")) == 1  # only the fast one is left
     assert hub.slow_consumer_closes == 1
-    assert list(fast.queue) == ["x"]
+    assert [m.text for m in fast.queue] == ["x"]
     assert not slow.queue  # nothing more is queued for it
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             install_demo(orchestrator)
         tick_loop = TickLoop(orchestrator, log_ticks=settings.log_ticks)
         app.state.tick_loop = tick_loop
+        # Start-up objects live as long as the process: keep the collector from rescanning them.
+        gc.collect()
+        gc.freeze()
         tick_loop.start()
         orchestrator.ready = True
         log.info(

@@ -21,6 +21,7 @@ connection: a connection with a raw writer sends everything but its close frame 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -60,13 +61,21 @@ class Outgoing:
 
 
 class RawWriter:
-    """Writes pre-built frames to a connection's transport, when the protocol allows it."""
+    """Writes pre-built frames to a connection's transport, when the protocol allows it.
 
-    __slots__ = ("_protocol", "_transport")
+    ``write``, ``buffered`` and ``is_closing`` are the transport's own bound methods: the hub
+    calls them once per recipient per message, so no wrapper call is paid there.
+    """
+
+    __slots__ = ("_protocol", "buffered", "is_closing", "write")
 
     def __init__(self, protocol: Any) -> None:
         self._protocol = protocol
-        self._transport = protocol.transport
+        transport = protocol.transport
+        self.write: Callable[[bytes], None] = transport.write
+        # bytes written but not yet taken by the kernel: how far behind the client is
+        self.buffered: Callable[[], int] = transport.get_write_buffer_size
+        self.is_closing: Callable[[], bool] = transport.is_closing
 
     def writable(self) -> bool:
         protocol = self._protocol
@@ -74,23 +83,12 @@ class RawWriter:
             protocol.handshake_complete
             and not protocol.close_sent
             and not protocol.disconnected
-            and not self._transport.is_closing()
+            and not self.is_closing()
         )
-
-    def write(self, frame: bytes) -> None:
-        self._transport.write(frame)
-
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel: how far behind the client is."""
-        size: int = self._transport.get_write_buffer_size()
-        return size
 
     async def wait_writable(self) -> None:
         """Until the transport is below its high-water mark (uvicorn's flow-control event)."""
         await self._protocol.writable.wait()
-
-    def abort(self) -> None:
-        self._transport.abort()
 
     @classmethod
     def for_scope(cls, scope: Scope) -> RawWriter | None:

@@ -79,7 +79,6 @@ class Connection:
     close_code: int | None = None
     close_reason: str = ""
     replay_until: int = 0  # live events at or below this offset are covered by the replay
-    sent: int = 0
 
     @property
     def game_id(self) -> str | None:
@@ -94,10 +93,11 @@ class Connection:
             if raw.buffered() > self.max_buffer_bytes:
                 self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
                 return False
-            if raw.writable():
+            # After the handshake, a closing transport is the only reason not to write (a close
+            # sent or received, or a lost connection, all close it); its reader will notice.
+            if not raw.is_closing():
                 raw.write(msg.frame)
-                self.sent += 1
-            return True  # not writable: the socket is closing and its reader will notice
+            return True
         if len(self.queue) >= self.max_queue:
             self.queue.clear()
             self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
@@ -183,7 +183,11 @@ class Hub:
     def _offer(self, conn: Connection, msg: Outgoing) -> None:
         if conn.offer(msg):
             self.messages_sent += 1
-        elif conn.close_code == CLOSE_SLOW_CONSUMER and conn.client_id in self.connections:
+        else:
+            self._refused(conn)
+
+    def _refused(self, conn: Connection) -> None:
+        if conn.close_code == CLOSE_SLOW_CONSUMER and conn.client_id in self.connections:
             self.slow_consumer_closes += 1
             log.warning("closing slow consumer %s", conn.client_id)
             self.remove(conn)  # no further messages; its writer closes the socket
@@ -193,8 +197,21 @@ class Hub:
         bucket = self._topics.get(topic)
         if not bucket:
             return 0
+        frame = msg.frame
         for conn in tuple(bucket):
-            self._offer(conn, msg)
+            # Connection.offer's direct case, inlined: this loop is the fan-out's whole cost.
+            raw = conn.raw
+            if (
+                raw is not None
+                and conn.direct
+                and conn.close_code is None
+                and raw.buffered() <= conn.max_buffer_bytes
+            ):
+                if not raw.is_closing():
+                    raw.write(frame)
+            elif not conn.offer(msg):
+                self._refused(conn)
+        self.messages_sent += len(bucket)
         return len(bucket)
 
     def to_topics(self, topics: Iterable[str], msg: Outgoing) -> None:

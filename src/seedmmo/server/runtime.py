@@ -83,8 +83,9 @@ class TickLoop:
             orchestrator.keep_connected_games_alive()
         report = orchestrator.control_tick()
         elapsed_ms = (time.perf_counter() - began) * 1e3
+        sent = time.perf_counter()
         orchestrator.announce_tick(report, elapsed_ms)
-        stats.record(elapsed_ms, period_ms)
+        stats.record(elapsed_ms, period_ms, (time.perf_counter() - sent) * 1e3)
         if elapsed_ms > self.period_s * 1e3:
             stats.overruns += 1
             log.warning("control tick %d overran: %.2f ms", report.control_tick_id, elapsed_ms)

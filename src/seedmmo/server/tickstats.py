@@ -22,19 +22,22 @@ class TickStats:
         self.period_ms = period_ms
         self.durations: deque[float] = deque(maxlen=window)
         self.periods: deque[float] = deque(maxlen=window)
+        self.announce: deque[float] = deque(maxlen=window)  # fan-out of the tick message
         self.last_ms = 0.0
         self.overruns = 0
         self.skipped_ticks = 0
 
-    def record(self, duration_ms: float, period_ms: float | None) -> None:
+    def record(self, duration_ms: float, period_ms: float | None, announce_ms: float = 0) -> None:
         self.last_ms = duration_ms
         self.durations.append(duration_ms)
+        self.announce.append(announce_ms)
         if period_ms is not None:
             self.periods.append(period_ms)
 
     def to_dict(self) -> dict[str, Any]:
         durations = sorted(self.durations)
         periods = sorted(self.periods)
+        announce = sorted(self.announce)
         return {
             "period_ms": self.period_ms,
             "last_ms": round(self.last_ms, 4),
@@ -42,6 +45,8 @@ class TickStats:
             "p99_ms": round(percentile(durations, 0.99), 4),
             "period_p50_ms": round(percentile(periods, 0.5), 4),
             "period_p99_ms": round(percentile(periods, 0.99), 4),
+            "announce_p50_ms": round(percentile(announce, 0.5), 4),
+            "announce_p99_ms": round(percentile(announce, 0.99), 4),
             "overruns": self.overruns,
             "skipped_ticks": self.skipped_ticks,
         }

@@ -118,7 +118,6 @@ async def send(websocket: WebSocket, conn: Connection, msg: Outgoing) -> None:
             await raw.wait_writable()
         if raw.writable():
             raw.write(msg.frame)
-    conn.sent += 1
 
 
 async def replay(
