@@ -284,3 +284,14 @@ def test_timestamps_are_utc_z() -> None:
     assert canonical_bytes(datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == (
         b'"2026-01-02T03:04:05.006Z"'
     )
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])))
+def test_timestamp_formats_agree_with_strftime(moment: datetime) -> None:
+    from seedmmo.core.multiverse import iso_micro
+    from seedmmo.core.stat7 import format_timestamp
+
+    u = moment.astimezone(UTC)
+    seconds = f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+    assert iso_micro(moment) == f"{seconds}.{u.microsecond:06d}Z"
+    assert format_timestamp(moment) == f"{seconds}.{u.microsecond // 1000:03d}Z"

@@ -43,6 +43,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from seedmmo.server.app import create_app, drain
+    from seedmmo.server.hotpaths import HotPaths
     from seedmmo.server.settings import Settings
 
     if not 1.0 <= args.tick_ms <= 60_000:
@@ -62,6 +63,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"seedmmo: cannot use data dir {settings.data_dir}: {exc}", file=sys.stderr)
         return 1
     app = create_app(settings)
+    asgi = HotPaths(app)  # the hot endpoints skip FastAPI's per-request machinery
 
     class DrainingServer(uvicorn.Server):
         """On the first SIGTERM/SIGINT: drain (health 503, last tick, 1001 closes), then exit."""
@@ -84,12 +86,13 @@ def serve(args: argparse.Namespace) -> int:
                 self.should_exit = True
 
     config = uvicorn.Config(
-        app,
+        asgi,
         host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
         log_config=None,
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client address
         ws_max_size=settings.max_frame_bytes,
         timeout_graceful_shutdown=2,
     )

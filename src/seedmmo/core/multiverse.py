@@ -52,7 +52,9 @@ Clock = Callable[[], datetime]
 
 def iso_micro(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds, the timestamp of every server event."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,10 +98,12 @@ def round8(value: float, field: str = "value") -> float:
 
 def format_timestamp(moment: datetime, field: str = "timestamp") -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC; a naive datetime is an error (which zone?)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise Stat7Error(field, "datetime must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise Stat7Error(field, "datetime must be timezone-aware")
+        moment = moment.astimezone(UTC)
+    # isoformat is twice as fast as strftime; it ends in "+00:00" for UTC
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _normalise(value: Any, path: str) -> Any:

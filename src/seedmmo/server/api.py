@@ -1,5 +1,9 @@
 """REST routes: decode, call the orchestrator, encode. Errors are mapped in app.py, once.
 
+The two hot endpoints (``GET /api/health``, ``POST /api/events``) are declared here for the
+OpenAPI document, and answered first by :mod:`seedmmo.server.hotpaths` with the same
+functions (:func:`health_reply`, :func:`publish_reply`) without FastAPI's per-request cost.
+
 Bodies are parsed with orjson and validated by the core (the same checks as over WebSocket),
 so request schemas appear in the OpenAPI document through ``openapi_extra`` rather than as
 pydantic parameters: the hot endpoints do not pay for a second validation.
@@ -41,20 +45,42 @@ def principal_of(request: Request) -> Principal:
 
 async def json_body(request: Request) -> Any:
     limit = orchestrator_of(request).settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"body over {limit} bytes")
+    check_declared_length(request.headers.get("content-length"), limit)
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limit:
             raise TooLarge(f"body over {limit} bytes")
+    return parse_json(raw)
+
+
+def check_declared_length(declared: str | None, limit: int) -> None:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body over {limit} bytes")
+
+
+def parse_json(raw: bytes | bytearray) -> Any:
     if not raw:
         raise MalformedInput("a JSON body is required")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedInput(f"body is not valid JSON: {exc}") from None
+
+
+def health_reply(orchestrator: Orchestrator) -> tuple[int, dict[str, Any]]:
+    body = orchestrator.health()
+    return (200 if body["status"] == "healthy" else 503), body
+
+
+def publish_reply(orchestrator: Orchestrator, principal: Principal, body: Any) -> dict[str, Any]:
+    principal.require_game()
+    event = orchestrator.publish(body, principal)
+    return {
+        "event_id": event.event_id,
+        "offset": event.offset,
+        "accepted_tick": event.accepted_tick,
+    }
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -96,8 +122,8 @@ OBJ = {"type": "object"}
 
 @router.get("/health", summary="Liveness and readiness (503 while starting or draining)")
 async def health(request: Request) -> Response:
-    body = orchestrator_of(request).health()
-    return reply(body, 200 if body["status"] == "healthy" else 503)
+    status, body = health_reply(orchestrator_of(request))
+    return reply(body, status)
 
 
 @router.get("/stats", summary="Universe counters, tick timing, clients")
@@ -194,13 +220,9 @@ async def heartbeat(game_id: str, request: Request) -> Response:
 )
 async def publish_event(request: Request) -> Response:
     principal = principal_of(request)
-    principal.require_game()
+    principal.require_game()  # 401/403 before reading a body
     body = await json_body(request)
-    event = orchestrator_of(request).publish(body, principal)
-    return reply(
-        {"event_id": event.event_id, "offset": event.offset, "accepted_tick": event.accepted_tick},
-        202,
-    )
+    return reply(publish_reply(orchestrator_of(request), principal, body), 202)
 
 
 @router.get("/events", summary="Propagated events after an offset (private data redacted)")

@@ -24,12 +24,13 @@ from seedmmo.server.api import router
 from seedmmo.server.auth import Credentials, load_admin_token
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
+from seedmmo.server.hotpaths import HotPaths
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.runtime import TickLoop
 from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 
-__all__ = ["create_app", "drain"]
+__all__ = ["create_app", "create_asgi", "drain"]
 
 log = logging.getLogger("seedmmo.server.app")
 
@@ -149,6 +150,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def create_asgi(settings: Settings | None = None) -> HotPaths:
+    """What the server runs: the FastAPI application behind the bare-ASGI hot paths."""
+    return HotPaths(create_app(settings))
+
+
 def app_factory() -> Any:
     """For ``uvicorn --factory seedmmo.server.app:app_factory``."""
-    return create_app()
+    return create_asgi()

@@ -227,35 +227,35 @@ class Hub:
         self._offer(conn, msg)
 
     def deliver_event(self, event: CrossGameEvent) -> None:
-        """Fan out one propagated event (see the module docstring for who gets what)."""
-        full = outgoing(event.to_dict())
-        redacted = outgoing(event.to_dict(redact=True)) if event.visibility == "private" else full
+        """Fan out one propagated event (see the module docstring for who gets what). Each view
+        of it is encoded once, and only if someone receives it."""
         audience = event.audience
         assert audience is not None, "only propagated events are delivered"
-        done: set[Connection] = set()
+        recipients: dict[Connection, bool] = {}  # connection -> sees the data
         if audience.kind == "broadcast":
-            for game_id, conns in tuple(self._games.items()):
+            for game_id, conns in self._games.items():
                 if game_id != event.source_game_id:
-                    for conn in tuple(conns):
-                        done.add(conn)
-                        self._offer_live(conn, event, full)
+                    recipients.update(dict.fromkeys(conns, True))
         else:
             for game_id in audience.game_ids:
-                for conn in tuple(self._games.get(game_id, ())):
-                    done.add(conn)
-                    self._offer_live(conn, event, full)
+                recipients.update(dict.fromkeys(self._games.get(game_id, ()), True))
         topics = ["events", f"realm:{event.source_game_id}"]
         topics += [f"realm:{game_id}" for game_id in audience.game_ids]
         for topic in topics:
-            for conn in tuple(self._topics.get(topic, ())):
-                if conn not in done:
-                    done.add(conn)
-                    view = self.party_view(conn, event)
-                    self._offer_live(conn, event, full if view == "full" else redacted)
-
-    def _offer_live(self, conn: Connection, event: CrossGameEvent, msg: Outgoing) -> None:
-        if event.offset > conn.replay_until:  # older ones are in the connection's replay
-            self._offer(conn, msg)
+            for conn in self._topics.get(topic, ()):
+                if conn not in recipients:
+                    recipients[conn] = may_see(conn.principal, event)
+        full: Outgoing | None = None
+        redacted: Outgoing | None = None
+        for conn, sees_data in recipients.items():
+            if event.offset <= conn.replay_until:  # the connection's replay covers it
+                continue
+            if sees_data or event.visibility == "public":
+                full = full or outgoing(event.to_dict())
+                self._offer(conn, full)
+            else:
+                redacted = redacted or outgoing(event.to_dict(redact=True))
+                self._offer(conn, redacted)
 
     # ------------------------------------------------------------------ the visibility rule
 
