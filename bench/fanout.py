@@ -223,11 +223,19 @@ def start_server(tick_ms: float, data_dir: str) -> tuple[subprocess.Popen[bytes]
         line = proc.stdout.readline()
         match = PORT_LINE.search(line)
         if match:
-            # keep reading its output, or a full pipe would stall the server
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
+            # keep reading its output (a full pipe would stall the server) into a log file
+            log_path = os.path.join(data_dir, "server.log")
+            threading.Thread(target=copy_output, args=(proc.stdout, log_path), daemon=True).start()
             return proc, int(match.group(1))
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def copy_output(stream: Any, path: str) -> None:
+    with open(path, "wb") as log:
+        for line in stream:
+            log.write(line)
+            log.flush()
 
 
 def get_json(port: int, path: str) -> Any:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import settings
 
 from seedmmo.core.multiverse import LifecyclePolicy, Multiverse
+
+# No per-example deadline: tests check behaviour, not timings (a busy 2-core machine would make
+# a deadline flaky). Examples stay bounded by each test's max_examples.
+settings.register_profile("seedmmo", deadline=None, print_blob=True)
+settings.load_profile("seedmmo")
 
 
 class ManualClock:
