@@ -100,9 +100,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class PerConnectionNoise(logging.Filter):
+    """Drops uvicorn's INFO lines for every WebSocket opened or closed: with thousands of
+    clients they drown the log (nothing per message or per connection at INFO)."""
+
+    NOISE = ("connection open", "connection closed")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return message not in self.NOISE and '"WebSocket ' not in message
+
+
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(PerConnectionNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -36,6 +36,9 @@ class TickLoop:
         self._last_start: float | None = None
         self._next_summary = 0.0
         self._next_keepalive = 0.0
+        self._next_late_warning = 0.0
+        self._missed_since_warning = 0
+        self._next_overrun_warning = 0.0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="seedmmo-tick")
@@ -65,14 +68,27 @@ class TickLoop:
                 missed = int(-delay // period)
                 n += missed
                 stats.skipped_ticks += missed
-                log.warning("tick loop %.1f ms late: skipped %d tick(s)", -delay * 1e3, missed)
+                self._warn_late(loop.time(), -delay, missed)
             self.run_tick(loop.time())
+
+    def _warn_late(self, now: float, late_s: float, missed: int) -> None:
+        """At most one warning per summary period, with what was skipped since the last one."""
+        self._missed_since_warning += missed
+        if now >= self._next_late_warning:
+            log.warning(
+                "tick loop %.1f ms late: %d tick(s) skipped since the last warning",
+                late_s * 1e3,
+                self._missed_since_warning,
+            )
+            self._missed_since_warning = 0
+            self._next_late_warning = now + SUMMARY_EVERY_S
 
     def run_tick(self, now: float) -> None:
         orchestrator = self.orchestrator
         stats = orchestrator.tick_stats
-        period_ms = None if self._last_start is None else (now - self._last_start) * 1e3
-        self._last_start = now
+        woke = time.perf_counter()  # finer than loop.time(), which uvloop keeps in whole ms
+        period_ms = None if self._last_start is None else (woke - self._last_start) * 1e3
+        self._last_start = woke
         verbose = self.log_ticks or now >= self._next_summary
         tick_id = orchestrator.multiverse.tick + 1
         if verbose:
@@ -88,7 +104,14 @@ class TickLoop:
         stats.record(elapsed_ms, period_ms, (time.perf_counter() - sent) * 1e3)
         if elapsed_ms > self.period_s * 1e3:
             stats.overruns += 1
-            log.warning("control tick %d overran: %.2f ms", report.control_tick_id, elapsed_ms)
+            if now >= self._next_overrun_warning:  # at most one per summary period
+                self._next_overrun_warning = now + SUMMARY_EVERY_S
+                log.warning(
+                    "control tick %d overran: %.2f ms (%d overruns so far)",
+                    report.control_tick_id,
+                    elapsed_ms,
+                    stats.overruns,
+                )
         if verbose:
             if now >= self._next_summary:
                 self._next_summary = now + SUMMARY_EVERY_S
