@@ -55,7 +55,7 @@ class Orchestrator:
         self.epoch = secrets.token_hex(8)  # the memory log does not outlive the process
         self.multiverse = Multiverse(
             clock=wall_clock,
-            seed=settings.seed,
+            seed=secrets.randbits(64) if settings.seed is None else settings.seed,
             epoch=self.epoch,
             policy=LifecyclePolicy.from_seconds(
                 tick_ms=settings.tick_ms,
