@@ -41,9 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from seedmmo.server.app import create_app, drain
+    from seedmmo.server.app import create_app, drain, open_store
     from seedmmo.server.hotpaths import HotPaths
     from seedmmo.server.settings import Settings
+    from seedmmo.store import StoreError
 
     if not 1.0 <= args.tick_ms <= 60_000:
         print("seedmmo: --tick-ms must be between 1 and 60000", file=sys.stderr)
@@ -61,7 +62,12 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"seedmmo: cannot use data dir {settings.data_dir}: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings)
+    try:
+        store = open_store(settings)  # a locked or damaged data dir is reported before start
+    except StoreError as exc:
+        print(f"seedmmo: {exc}", file=sys.stderr)
+        return 1
+    app = create_app(settings, store)
     asgi = HotPaths(app)  # the hot endpoints skip FastAPI's per-request machinery
 
     class DrainingServer(uvicorn.Server):

@@ -292,8 +292,10 @@ class Multiverse:
 
     # ------------------------------------------------------------------ the control tick
 
-    def control_tick(self) -> TickReport:
-        """Run control tick N: heartbeat deadlines due now, then propagate every pending event."""
+    def control_tick(self, durable_through: int | None = None) -> TickReport:
+        """Run control tick N: heartbeat deadlines due now, then propagate the pending events,
+        all of them or, with `durable_through`, those with an offset up to it (an event is
+        propagated only once it is durable; the rest wait for a later tick)."""
         counters = self.counters
         tick_id = counters.total_control_ticks + 1
         started_at = iso_micro(self._clock())
@@ -301,12 +303,20 @@ class Multiverse:
         if due:
             for game_id in due:
                 self._check_deadline(game_id, tick_id)
-        batch, self._pending = self._pending, []
+        pending = self._pending
+        if durable_through is None or not pending or pending[-1].offset <= durable_through:
+            batch, self._pending = pending, []
+        else:
+            cut = 0
+            while cut < len(pending) and pending[cut].offset <= durable_through:
+                cut += 1
+            batch, self._pending = pending[:cut], pending[cut:]
         if batch:
             find = self.registry.find
             selectors: SelectorCache = {}
             for event in batch:
                 event.control_tick_id = tick_id
+                event.accepted_tick = tick_id  # later than promised if it became durable late
                 audience = event.audience
                 if audience is None:  # a selector: its realms are the ones registered now
                     assert event.selector is not None
@@ -327,6 +337,27 @@ class Multiverse:
         report = TickReport(tick_id, started_at, self.games_synced(), len(batch))
         self._outbox.append(TickCompleted(report, batch))
         return report
+
+    # ------------------------------------------------------------------ restoring
+
+    def restore(
+        self,
+        *,
+        realms: list[Realm],
+        entities: list[Entity],
+        pending: list[CrossGameEvent],
+    ) -> None:
+        """Put back what a store kept (no effects: it is already stored). Pending events are
+        propagated by the next tick; heartbeat deadlines are re-checked on the next tick."""
+        for realm in realms:
+            self.registry.add(realm)
+            if not realm.hosted and realm.state in (RealmState.ONLINE, RealmState.UNHEALTHY):
+                self._schedule(realm.game_id, self.tick + 1)
+        for entity in entities:
+            self.entities.add(entity)
+        for event in pending:
+            event.accepted_tick = self.tick + 1
+        self._pending = sorted([*self._pending, *pending], key=lambda e: e.offset)
 
     # ------------------------------------------------------------------ lifecycle internals
 

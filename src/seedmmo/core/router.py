@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from seedmmo.core.events import PublishRequest
+from seedmmo.core.events import CrossGameEvent, PublishRequest
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.selector import Selector
 from seedmmo.errors import NotFound
@@ -55,7 +55,7 @@ def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
         )
 
 
-def fixed_audience(request: PublishRequest) -> Audience | None:
+def fixed_audience(request: PublishRequest | CrossGameEvent) -> Audience | None:
     """The audience of a unicast or broadcast, known at publish time; None for a selector,
     whose audience depends on the realms registered when the event is propagated."""
     if request.target_game_id is not None:

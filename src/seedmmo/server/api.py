@@ -73,9 +73,13 @@ def health_reply(orchestrator: Orchestrator) -> tuple[int, dict[str, Any]]:
     return (200 if body["status"] == "healthy" else 503), body
 
 
-def publish_reply(orchestrator: Orchestrator, principal: Principal, body: Any) -> dict[str, Any]:
+async def publish_reply(
+    orchestrator: Orchestrator, principal: Principal, body: Any
+) -> dict[str, Any]:
+    """Accept the event and answer once it is durable."""
     principal.require_game()
     event = orchestrator.publish(body, principal)
+    await orchestrator.acknowledged(event)
     return {
         "event_id": event.event_id,
         "offset": event.offset,
@@ -222,7 +226,7 @@ async def publish_event(request: Request) -> Response:
     principal = principal_of(request)
     principal.require_game()  # 401/403 before reading a body
     body = await json_body(request)
-    return reply(publish_reply(orchestrator_of(request), principal, body), 202)
+    return reply(await publish_reply(orchestrator_of(request), principal, body), 202)
 
 
 @router.get("/events", summary="Propagated events after an offset (private data redacted)")

@@ -29,6 +29,7 @@ from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.runtime import TickLoop
 from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
+from seedmmo.store import MemoryStore, SqliteStore, Store
 
 __all__ = ["create_app", "create_asgi", "drain"]
 
@@ -101,7 +102,17 @@ async def drain(app: FastAPI, *, timeout_s: float = 3.0) -> None:
     log.info("drained: %d connection(s) left", len(orchestrator.hub.connections))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def open_store(settings: Settings) -> Store:
+    """The store the settings name; raises StoreError with a message for the operator."""
+    if settings.store == "memory":
+        return MemoryStore()
+    return SqliteStore(settings.data_dir, synchronous=settings.synchronous)
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """The application. `store` (opened by the caller, so a locked or damaged data dir is
+    reported before the server starts) defaults to the one the settings name, opened at
+    start-up."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -110,7 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if generated:
             path = settings.data_dir / "admin_token"
             print(f"[AUTH] Generated admin token (saved to {path}, mode 0600): {token}", flush=True)
-        orchestrator = Orchestrator(settings, Credentials(token))
+        orchestrator = Orchestrator(settings, Credentials(token), store or open_store(settings))
+        orchestrator.start_durability(asyncio.get_running_loop())
         app.state.orchestrator = orchestrator
         if settings.demo:
             install_demo(orchestrator)
@@ -131,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await drain(app)
+            orchestrator.close()
 
     app = FastAPI(
         title="seedmmo",

@@ -66,6 +66,8 @@ def install_demo(orchestrator: Orchestrator) -> None:
     """Register the demo realms (hosted: always online) and give each its NPCs."""
     for demo in DEMO_REALMS:
         realm = demo["realm"]
+        if realm["game_id"] in orchestrator.multiverse.registry:
+            continue  # restored from the store, NPCs and all
         orchestrator.register_game(realm, hosted=True)
         for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
             orchestrator.spawn(

@@ -75,7 +75,7 @@ class HotPaths:
             declared = headers.get(b"content-length")
             check_declared_length(None if declared is None else declared.decode(), limit)
             raw = await read_body(receive, limit)
-            ack = publish_reply(orchestrator, principal, parse_json(raw))
+            ack = await publish_reply(orchestrator, principal, parse_json(raw))
         except SeedError as exc:
             extra = []
             if isinstance(exc, RateLimited):

@@ -7,10 +7,12 @@ hub. Everything runs on the event loop's thread, so commands and ticks never int
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,15 +31,26 @@ from seedmmo.core.multiverse import (
     RealmStateChanged,
     TickCompleted,
     TickReport,
+    UniverseCounters,
 )
 from seedmmo.core.realm import Realm, RealmSpec
-from seedmmo.errors import InvalidField, NotFound
+from seedmmo.core.records import (
+    entity_from_record,
+    entity_to_record,
+    event_from_record,
+    event_to_record,
+    realm_from_record,
+    realm_to_record,
+)
+from seedmmo.core.router import Audience, fixed_audience, resolve_selector
+from seedmmo.errors import InvalidField, NotFound, Unavailable
 from seedmmo.server.auth import Credentials, Principal
+from seedmmo.server.durability import GroupCommitter
 from seedmmo.server.hub import Hub, may_see
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
 from seedmmo.server.wire import message, outgoing
-from seedmmo.store import MemoryEventLog, ReplayGap
+from seedmmo.store import MemoryEventLog, Op, ReplayGap, Snapshot, Store
 
 __all__ = ["Orchestrator"]
 
@@ -49,10 +62,23 @@ def wall_clock() -> datetime:
 
 
 class Orchestrator:
-    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+    def __init__(self, settings: Settings, credentials: Credentials, store: Store) -> None:
         self.settings = settings
         self.credentials = credentials
-        self.epoch = secrets.token_hex(8)  # the memory log does not outlive the process
+        self._pending_acks: dict[int, asyncio.Future[None] | None] = {}
+        self.store = store
+        snapshot = store.load(settings.retain_events)
+        self._startup_ops: list[Op] = []
+        self.epoch = snapshot.meta.get("epoch") or secrets.token_hex(8)
+        if "epoch" not in snapshot.meta:
+            self._startup_ops.append(("meta", "epoch", self.epoch))
+        counters = UniverseCounters(**snapshot.meta.get("counters", {}))
+        # counters are written at tick boundaries; after a crash the log itself says more
+        counters.next_offset = max(counters.next_offset, snapshot.last_offset + 1)
+        counters.total_cross_game_events = max(
+            counters.total_cross_game_events, snapshot.last_offset
+        )
+        counters.total_control_ticks = max(counters.total_control_ticks, snapshot.last_tick_mark)
         self.multiverse = Multiverse(
             clock=wall_clock,
             seed=secrets.randbits(64) if settings.seed is None else settings.seed,
@@ -62,17 +88,78 @@ class Orchestrator:
                 heartbeat_period_s=settings.heartbeat_period_s,
                 offline_after_s=settings.offline_after_s,
             ),
+            counters=counters,
         )
-        self.log = MemoryEventLog(self.epoch, retain=settings.retain_events)
         self.hub = Hub()
         self.tick_stats = TickStats(settings.tick_ms)
         self.started_at = wall_clock()
         self._started_monotonic = time.monotonic()
         self.propagated_offset = 0  # the newest offset a control tick has propagated
+        self.durable_offset = snapshot.last_offset  # the newest offset the store holds
         self._event_addresses: dict[str, int] = {}
         self._indexed_offset = 0
+        self._dirty_realms: set[str] = set()
+        self.committer: GroupCommitter | None = None
         self.ready = False
         self.draining = False
+        self._restore(snapshot)
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        """Put back realms, keys, entities and events as the store kept them."""
+        realms = []
+        for doc, digest in snapshot.realms:
+            realm = realm_from_record(doc)
+            realms.append(realm)
+            if digest is not None:
+                self.credentials.add_game_digest(realm.game_id, digest)
+        entities = [entity_from_record(doc) for doc in snapshot.entities]
+        self.multiverse.restore(realms=realms, entities=entities, pending=[])
+        first = snapshot.events[0][0]["offset"] if snapshot.events else snapshot.last_offset + 1
+        self.log = MemoryEventLog(self.epoch, retain=self.settings.retain_events, next_offset=first)
+        pending = []
+        for doc, tick in snapshot.events:
+            event = event_from_record(doc, control_tick_id=tick, audience=None)
+            event.audience = fixed_audience(event)  # a selector's is resolved by its tick
+            if tick is None:
+                pending.append(event)  # durable but not yet propagated: the next tick will
+            else:
+                event.audience = restored_audience(event, self.multiverse)
+                self.propagated_offset = event.offset
+            self.log.append(event)
+        self.multiverse.restore(realms=[], entities=[], pending=pending)
+        if snapshot.realms or snapshot.events:
+            log.info(
+                "[OK] restored %d realm(s), %d entities, %d event(s) (epoch %s, offset %d)",
+                len(realms),
+                len(entities),
+                len(snapshot.events),
+                self.epoch,
+                snapshot.last_offset,
+            )
+
+    def start_durability(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the group-commit writer (needs the running loop)."""
+        self.committer = GroupCommitter(
+            self.store, loop, on_durable=self._durable, on_failure=self._store_failed
+        )
+        if self._startup_ops:
+            self.committer.submit(self._startup_ops)
+            self._startup_ops = []
+
+    def _durable(self, offset: int) -> None:
+        self.durable_offset = max(self.durable_offset, offset)
+
+    def _store_failed(self, exc: BaseException) -> None:
+        log.critical("the store failed (%s): no longer accepting writes", exc)
+        self.draining = True
+
+    def close(self) -> None:
+        """Write the counters, flush everything queued, close the store."""
+        if self.committer is not None:
+            self.committer.submit([self._counters_op()])
+            self.committer.close()
+            self.committer = None
+        self.store.close()
 
     # ------------------------------------------------------------------ commands
 
@@ -106,11 +193,26 @@ class Orchestrator:
         return {"state": realm.state.value, "control_tick": self.multiverse.tick}
 
     def publish(self, body: Any, principal: Principal) -> CrossGameEvent:
+        """Accept an event; :meth:`acknowledged` says when it may be acknowledged."""
+        if self.draining:
+            raise Unavailable("the server is draining or its store failed")
         source = principal.require_game()
         request = PublishRequest.from_dict(body, source_game_id=source)
         event = self.multiverse.publish(request)
-        self._carry_out()  # appends to the log: acknowledged once it is there
+        self._pending_acks[event.offset] = self._carry_out(want_ack=True)
         return event
+
+    async def acknowledged(self, event: CrossGameEvent) -> None:
+        """Return once `event` is durable (raise Unavailable if the store failed)."""
+        future = self._pending_acks.pop(event.offset, None)
+        if future is not None:
+            try:
+                await future
+            except Exception as exc:
+                raise Unavailable(f"the event could not be stored: {exc}") from None
+        if event.control_tick_id is None:
+            # durable now, so the next tick propagates it
+            event.accepted_tick = max(event.accepted_tick, self.multiverse.tick + 1)
 
     def spawn(self, game_id: str, body: Any) -> Entity:
         entity = self.multiverse.spawn(game_id, body)
@@ -118,7 +220,8 @@ class Orchestrator:
         return entity
 
     def control_tick(self) -> TickReport:
-        report = self.multiverse.control_tick()
+        durable = self.durable_offset if self.committer is not None else None
+        report = self.multiverse.control_tick(durable_through=durable)
         self._carry_out()
         return report
 
@@ -131,27 +234,56 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ effects
 
-    def _carry_out(self) -> None:
+    def _carry_out(self, *, want_ack: bool = False) -> asyncio.Future[None] | None:
+        """Carry out the core's effects: messages out now, records to the store."""
+        ops: list[Op] = []
         for effect in self.multiverse.drain():
-            self._apply(effect)
+            self._apply(effect, ops)
+        if not ops or self.committer is None:
+            return None
+        return self.committer.submit(ops, want_ack=want_ack)
 
-    def _apply(self, effect: Effect) -> None:
+    def _counters_op(self) -> Op:
+        return ("meta", "counters", asdict(self.multiverse.counters))
+
+    def _apply(self, effect: Effect, ops: list[Op]) -> None:
         hub = self.hub
         if isinstance(effect, EventAccepted):
-            self.log.append(effect.event)
+            event = effect.event
+            self.log.append(event)
+            ops.append(("event", event_to_record(event)))
+            self._dirty_realms.add(event.source_game_id)
         elif isinstance(effect, TickCompleted):
             for event in effect.events:
                 hub.deliver_event(event)
+                audience = event.audience
+                if audience is not None and audience.kind != "broadcast":
+                    self._dirty_realms.update(audience.game_ids)
+            tick_id = effect.report.control_tick_id
             if effect.events:
                 self.propagated_offset = effect.events[-1].offset
+                ops.append(("tick", tick_id, self.propagated_offset))
+            if effect.events or tick_id % 10 == 0:
+                for game_id in self._dirty_realms:
+                    realm = self.multiverse.registry.find(game_id)
+                    if realm is not None:
+                        ops.append(("realm", game_id, realm_to_record(realm), None))
+                self._dirty_realms.clear()
+                ops.append(self._counters_op())
             # control_tick_complete goes out from the runtime, which knows the elapsed time
         elif isinstance(effect, GameRegistered):
+            realm = effect.realm
+            digest = self.credentials.game_digest(realm.game_id)
+            ops.append(("realm", realm.game_id, realm_to_record(realm), digest))
+            ops.append(self._counters_op())
             text = outgoing(message("game_registered", realm=self.realm_view(effect.realm)))
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, GameUnregistered):
+            ops.append(("realm_delete", effect.realm.game_id))
             text = outgoing(message("game_unregistered", game_id=effect.realm.game_id))
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, RealmStateChanged):
+            ops.append(("realm", effect.realm.game_id, realm_to_record(effect.realm), None))
             text = outgoing(
                 message(
                     "realm_state_changed",
@@ -163,6 +295,11 @@ class Orchestrator:
             )
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
         elif isinstance(effect, EntitySpawned | EntityRemoved):
+            entity = effect.entity
+            if isinstance(effect, EntitySpawned):
+                ops.append(("entity", entity.id, entity.realm, entity_to_record(entity)))
+            else:
+                ops.append(("entity_delete", entity.id))
             kind = "entity_spawned" if isinstance(effect, EntitySpawned) else "entity_removed"
             text = outgoing(message(kind, entity=effect.entity.to_dict()))
             hub.to_topics(("entities", f"realm:{effect.entity.realm}"), text)
@@ -293,6 +430,17 @@ class Orchestrator:
         if found is not None:
             return {"type": "event", "event": found.to_dict(redact=True)}
         raise NotFound(f"nothing has the address {address}", code="unknown_address")
+
+
+def restored_audience(event: CrossGameEvent, multiverse: Multiverse) -> Audience:
+    """Who a restored, already propagated event was for. Unicast and broadcast audiences are
+    known from the event; a selector's is resolved against the realms registered now (the
+    match at its original tick is not stored)."""
+    fixed = fixed_audience(event)
+    if fixed is not None:
+        return fixed
+    assert event.selector is not None
+    return resolve_selector(event.selector, event.source_game_id, multiverse.registry, {})
 
 
 def involves(event: CrossGameEvent, game_id: str) -> bool:

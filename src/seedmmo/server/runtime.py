@@ -69,7 +69,11 @@ class TickLoop:
                 n += missed
                 stats.skipped_ticks += missed
                 self._warn_late(loop.time(), -delay, missed)
-            self.run_tick(loop.time())
+            try:
+                self.run_tick(loop.time())
+            except Exception:  # a bug in one tick must not stop the clock for everyone
+                self.orchestrator.tick_stats.failed_ticks += 1
+                log.exception("control tick failed; the loop goes on")
 
     def _warn_late(self, now: float, late_s: float, missed: int) -> None:
         """At most one warning per summary period, with what was skipped since the last one."""

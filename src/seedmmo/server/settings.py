@@ -25,4 +25,6 @@ class Settings:
     max_frame_bytes: int = 1 << 20
     send_queue_messages: int = 1024
     send_buffer_bytes: int = 4 << 20  # a client this far behind is closed with 1013
+    store: str = "sqlite"  # or "memory" (nothing survives the process)
+    synchronous: str = "FULL"  # SQLite: FULL survives power cuts; NORMAL only process crashes
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)

@@ -26,6 +26,7 @@ class TickStats:
         self.last_ms = 0.0
         self.overruns = 0
         self.skipped_ticks = 0
+        self.failed_ticks = 0
 
     def record(self, duration_ms: float, period_ms: float | None, announce_ms: float = 0) -> None:
         self.last_ms = duration_ms
@@ -49,4 +50,5 @@ class TickStats:
             "announce_p99_ms": round(percentile(announce, 0.99), 4),
             "overruns": self.overruns,
             "skipped_ticks": self.skipped_ticks,
+            "failed_ticks": self.failed_ticks,
         }

@@ -1,0 +1,129 @@
+"""Records: the stored form of realms, entities and events, and back.
+
+Pure functions between the core's objects and JSON-able dicts, so any store (SQLite, memory,
+later Postgres) keeps the same documents and ``from_record(to_record(x))`` restores ``x``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seedmmo.core.entities import Entity
+from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.realm import Realm, RealmCoordinate, RealmState
+from seedmmo.core.router import Audience
+from seedmmo.core.selector import Selector
+from seedmmo.core.stat7 import Stat7
+
+__all__ = [
+    "entity_from_record",
+    "entity_to_record",
+    "event_from_record",
+    "event_to_record",
+    "realm_from_record",
+    "realm_to_record",
+]
+
+
+def realm_to_record(realm: Realm) -> dict[str, Any]:
+    return {
+        "game_id": realm.game_id,
+        "realm_id": realm.realm_id,
+        "developer_name": realm.developer_name,
+        "description": realm.description,
+        "registered_at": realm.registered_at,
+        "coordinate": realm.coordinate.to_dict(),
+        "stat7": realm.stat7.to_dict(),
+        "stat7_address": realm.stat7_address,
+        "hosted": realm.hosted,
+        "state": realm.state.value,
+        "last_heartbeat_tick": realm.last_heartbeat_tick,
+        "last_heartbeat_at": realm.last_heartbeat_at,
+        "state_since_tick": realm.state_since_tick,
+        "events_sent": realm.events_sent,
+        "direct_received": realm.direct_received,
+        "own_broadcasts_propagated": realm.own_broadcasts_propagated,
+        "broadcasts_seen_at_registration": realm.broadcasts_seen_at_registration,
+    }
+
+
+def realm_from_record(doc: dict[str, Any]) -> Realm:
+    return Realm(
+        game_id=doc["game_id"],
+        realm_id=doc["realm_id"],
+        developer_name=doc["developer_name"],
+        description=doc["description"],
+        registered_at=doc["registered_at"],
+        coordinate=RealmCoordinate(**doc["coordinate"]),
+        stat7=Stat7.from_dict(doc["stat7"]),
+        stat7_address=doc["stat7_address"],
+        hosted=doc["hosted"],
+        state=RealmState(doc["state"]),
+        last_heartbeat_tick=doc["last_heartbeat_tick"],
+        last_heartbeat_at=doc["last_heartbeat_at"],
+        state_since_tick=doc["state_since_tick"],
+        events_sent=doc["events_sent"],
+        direct_received=doc["direct_received"],
+        own_broadcasts_propagated=doc["own_broadcasts_propagated"],
+        broadcasts_seen_at_registration=doc["broadcasts_seen_at_registration"],
+    )
+
+
+def entity_to_record(entity: Entity) -> dict[str, Any]:
+    return entity.to_dict()
+
+
+def entity_from_record(doc: dict[str, Any]) -> Entity:
+    entity = Entity(
+        id=doc["id"],
+        kind=doc["kind"],
+        name=doc["name"],
+        realm=doc["realm"],
+        stat7=Stat7.from_dict(doc["stat7"]),
+        state=doc["state"],
+        created_at=doc["created_at"],
+        travel=doc["travel"],
+    )
+    entity.stat7_address = doc["stat7_address"]
+    return entity
+
+
+def event_to_record(event: CrossGameEvent) -> dict[str, Any]:
+    """Everything needed to replay the event after a restart. ``control_tick_id`` is not in
+    it: it is known only once a tick has propagated the event (stores keep tick marks)."""
+    return {
+        "event_id": event.event_id,
+        "offset": event.offset,
+        "epoch": event.epoch,
+        "event_type_detail": event.event_type_detail,
+        "source_game_id": event.source_game_id,
+        "target_game_id": event.target_game_id,
+        "selector": None if event.selector is None else event.selector.to_dict(),
+        "data": event.data,
+        "visibility": event.visibility,
+        "timestamp": event.timestamp,
+        "created_at": event.created_at,
+    }
+
+
+def event_from_record(
+    doc: dict[str, Any], *, control_tick_id: int | None, audience: Audience | None
+) -> CrossGameEvent:
+    """The stored event; `control_tick_id` from the store's tick marks (None: not propagated
+    yet), and its `audience` as resolved by the caller."""
+    return CrossGameEvent(
+        event_id=doc["event_id"],
+        offset=doc["offset"],
+        epoch=doc["epoch"],
+        event_type_detail=doc["event_type_detail"],
+        source_game_id=doc["source_game_id"],
+        target_game_id=doc["target_game_id"],
+        selector=None if doc["selector"] is None else Selector.from_dict(doc["selector"]),
+        data=doc["data"],
+        visibility=doc["visibility"],
+        accepted_tick=control_tick_id or 0,
+        timestamp=doc["timestamp"],
+        created_at=doc["created_at"],
+        control_tick_id=control_tick_id,
+        audience=audience,
+    )
