@@ -130,3 +130,10 @@ def test_sqlite_unwritable_path_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="not writable"):
         SqliteStore(blocker / "sub")  # a path under a regular file: even root cannot
+
+
+def test_trim_as_an_op_in_a_write(reopen: Factory) -> None:
+    store = reopen()
+    store.write([("event", event(n)) for n in range(1, 6)])
+    store.write([("event", event(6)), ("trim_events", 2)])
+    assert [doc["offset"] for doc, _ in reopen().load(retain=100).events] == [5, 6]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -76,6 +76,10 @@ class Connection:
     queue: deque[Any] = field(default_factory=deque)  # Outgoing, or a ws.Replay marker
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     direct: bool = True
+    # Frames written in this loop iteration, sent together by one write when it ends (a burst
+    # of replies costs one system call, not one each). `flush_soon` asks the hub to schedule it.
+    corked: list[bytes] = field(default_factory=list)
+    flush_soon: Callable[[Connection], None] | None = None
     close_code: int | None = None
     close_reason: str = ""
     replay_until: int = 0  # live events at or below this offset are covered by the replay
@@ -96,7 +100,12 @@ class Connection:
             # After the handshake, a closing transport is the only reason not to write (a close
             # sent or received, or a lost connection, all close it); its reader will notice.
             if not raw.is_closing():
-                raw.write(msg.frame)
+                if self.flush_soon is None:
+                    raw.write(msg.frame)
+                else:
+                    if not self.corked:
+                        self.flush_soon(self)
+                    self.corked.append(msg.frame)
             return True
         if len(self.queue) >= self.max_queue:
             self.queue.clear()
@@ -106,8 +115,17 @@ class Connection:
         self.wakeup.set()
         return True
 
+    def flush(self) -> None:
+        """Write the corked frames now, in one call."""
+        if self.corked:
+            frames, self.corked = self.corked, []
+            raw = self.raw
+            if raw is not None and not raw.is_closing():
+                raw.write(b"".join(frames))
+
     def hold(self, marker: Any) -> None:
         """Queue a marker (a replay) and keep later messages queued behind it."""
+        self.flush()  # what was sent before the marker goes first
         self.direct = False
         self.queue.append(marker)
         self.wakeup.set()
@@ -130,6 +148,7 @@ class Hub:
         self.messages_sent = 0  # written or queued
         self.raw_connections = 0
         self.fallback_connections = 0
+        self._corked: list[Connection] = []
 
     # ------------------------------------------------------------------ membership
 
@@ -139,6 +158,17 @@ class Hub:
             self.fallback_connections += 1
         else:
             self.raw_connections += 1
+            conn.flush_soon = self._flush_soon
+
+    def _flush_soon(self, conn: Connection) -> None:
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._flush_corked)
+        self._corked.append(conn)
+
+    def _flush_corked(self) -> None:
+        corked, self._corked = self._corked, []
+        for conn in corked:
+            conn.flush()
 
     def remove(self, conn: Connection) -> None:
         self.connections.pop(conn.client_id, None)
@@ -207,7 +237,9 @@ class Hub:
                 and conn.close_code is None
                 and raw.buffered() <= conn.max_buffer_bytes
             ):
-                if not raw.is_closing():
+                if conn.corked:  # keep order behind what this iteration already sent it
+                    conn.corked.append(frame)
+                elif not raw.is_closing():
                     raw.write(frame)
             elif not conn.offer(msg):
                 self._refused(conn)

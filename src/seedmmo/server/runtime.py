@@ -119,6 +119,7 @@ class TickLoop:
         if verbose:
             if now >= self._next_summary:
                 self._next_summary = now + SUMMARY_EVERY_S
+                orchestrator.enforce_retention()
             log.info("  [OK] Synced %d games", report.games_synced)
             log.info("  [NET] Propagated %d cross-game events", report.events_propagated)
             log.info("  [TIME] Control-tick took %.2fms", elapsed_ms)

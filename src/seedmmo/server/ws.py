@@ -104,6 +104,7 @@ async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orche
         if raw is not None and not queue and conn.close_code is None:
             conn.direct = True
         if conn.close_code is not None:
+            conn.flush()  # what was sent before the close goes first
             with contextlib.suppress(Exception):
                 await websocket.close(conn.close_code, conn.close_reason)
             return
@@ -303,16 +304,31 @@ def act_register_game(msg: dict[str, Any], conn: Connection, orch: Orchestrator)
     return message("ok", action="register_game", **orch.register_game(body))
 
 
-def act_publish_event(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+def act_publish_event(
+    msg: dict[str, Any], conn: Connection, orch: Orchestrator
+) -> dict[str, Any] | None:
+    """Accepted now, answered once durable (other messages may be answered meanwhile: the
+    reply carries the request's ``ref``)."""
     body = msg.get("event", body_of(msg))
     event = orch.publish(body, conn.principal)
-    return message(
-        "ok",
-        action="publish_event",
-        event_id=event.event_id,
-        offset=event.offset,
-        accepted_tick=event.accepted_tick,
-    )
+    ref = msg.get("ref")
+
+    def answer(failure: SeedError | None) -> None:
+        if failure is not None:
+            reply = message("error", code=failure.code, message=failure.message, ref=ref)
+        else:
+            reply = message(
+                "ok",
+                action="publish_event",
+                event_id=event.event_id,
+                offset=event.offset,
+                accepted_tick=event.accepted_tick,
+                ref=ref,
+            )
+        orch.hub.to_connection(conn, outgoing(reply))
+
+    orch.when_acknowledged(event, answer)
+    return None
 
 
 def act_heartbeat(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:

@@ -16,6 +16,7 @@ __all__ = ["Op", "Snapshot", "Store", "StoreError"]
 #   ("entity_delete", entity_id)
 #   ("meta", key, value)                    epoch, counters (value is JSON-able)
 #   ("tick", tick_id, last_offset)          tick `tick_id` propagated events up to last_offset
+#   ("trim_events", keep)                   retention: drop all but the newest `keep` events
 Op = tuple[Any, ...]
 
 

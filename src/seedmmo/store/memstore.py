@@ -71,21 +71,26 @@ class MemoryStore:
                     meta[op[1]] = copy.deepcopy(op[2])
                 elif kind == "tick":
                     ticks[op[1]] = op[2]
+                elif kind == "trim_events":
+                    _trim(events, ticks, op[1])
                 else:
                     raise ValueError(f"unknown store op {kind!r}")
             self._meta, self._realms, self._entities, self._events, self._ticks = staged
 
     def trim_events(self, keep: int) -> int:
         with self._guard:
-            last = max(self._events, default=0)
-            cutoff = last - keep
-            doomed = [o for o in self._events if o <= cutoff]
-            for offset in doomed:
-                del self._events[offset]
-            below = [t for t, o in self._ticks.items() if o <= cutoff]
-            for tick in sorted(below)[:-1]:
-                del self._ticks[tick]
-            return len(doomed)
+            return _trim(self._events, self._ticks, keep)
 
     def close(self) -> None:
         pass
+
+
+def _trim(events: dict[int, Any], ticks: dict[int, int], keep: int) -> int:
+    cutoff = max(events, default=0) - keep
+    doomed = [o for o in events if o <= cutoff]
+    for offset in doomed:
+        del events[offset]
+    below = [t for t, o in ticks.items() if o <= cutoff]
+    for tick in sorted(below)[:-1]:  # the newest mark at or below the cutoff stays
+        del ticks[tick]
+    return len(doomed)

@@ -145,6 +145,8 @@ class SqliteStore:
                         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                         (op[1], orjson.dumps(op[2])),
                     )
+                elif kind == "trim_events":
+                    self._trim(op[1])
                 elif kind == "tick":
                     db.execute(
                         "INSERT OR REPLACE INTO ticks (tick_id, last_offset) VALUES (?, ?)",
@@ -158,12 +160,21 @@ class SqliteStore:
             raise
 
     def trim_events(self, keep: int) -> int:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            dropped = self._trim(keep)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return dropped
+
+    def _trim(self, keep: int) -> int:
         db = self._db
         (last,) = db.execute('SELECT COALESCE(MAX("offset"), 0) FROM events').fetchone()
         cutoff = int(last) - keep
         if cutoff <= 0:
             return 0
-        db.execute("BEGIN IMMEDIATE")
         dropped = db.execute('DELETE FROM events WHERE "offset" <= ?', (cutoff,)).rowcount
         # keep the newest mark at or below the cutoff: later events' ticks are found from it
         db.execute(
@@ -171,7 +182,6 @@ class SqliteStore:
             "(SELECT COALESCE(MAX(tick_id), 0) FROM ticks WHERE last_offset <= ?)",
             (cutoff, cutoff),
         )
-        db.execute("COMMIT")
         return int(dropped)
 
     def close(self) -> None:
