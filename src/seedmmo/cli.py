@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tick-ms", type=float, default=100.0, help="control tick period in ms")
     serve.add_argument("--no-demo", action="store_true", help="do not host the demo realms")
     serve.add_argument("--log-ticks", action="store_true", help="log every control tick")
+    serve.add_argument(
+        "--synchronous",
+        choices=["full", "normal"],
+        default=os.environ.get("SEEDMMO_SYNCHRONOUS", "full").lower(),
+        help="SQLite durability: full (default) survives power cuts, normal only crashes",
+    )
     return parser
 
 
@@ -56,6 +62,7 @@ def serve(args: argparse.Namespace) -> int:
         tick_ms=args.tick_ms,
         demo=not args.no_demo,
         log_ticks=args.log_ticks,
+        synchronous=args.synchronous.upper(),
     )
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

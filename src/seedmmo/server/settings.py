@@ -26,5 +26,8 @@ class Settings:
     send_queue_messages: int = 1024
     send_buffer_bytes: int = 4 << 20  # a client this far behind is closed with 1013
     store: str = "sqlite"  # or "memory" (nothing survives the process)
-    synchronous: str = "FULL"  # SQLite: FULL survives power cuts; NORMAL only process crashes
+    # SQLite: FULL survives power cuts; NORMAL only process crashes (faster acknowledgements)
+    synchronous: str = field(
+        default_factory=lambda: os.environ.get("SEEDMMO_SYNCHRONOUS", "FULL").upper()
+    )
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)

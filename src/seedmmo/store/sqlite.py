@@ -40,7 +40,7 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 class SqliteStore:
     def __init__(self, data_dir: Path, *, synchronous: str = "FULL") -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError("synchronous must be FULL, EXTRA or NORMAL")
+            raise StoreError(f"synchronous must be FULL, EXTRA or NORMAL, not {synchronous!r}")
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             self._lock = open(data_dir / LOCK_FILE, "a")  # noqa: SIM115 - held while open
