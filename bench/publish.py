@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -229,6 +230,11 @@ def main() -> int:
                 load.start()
                 result = out.get(timeout=args.seconds + 60)
                 load.join(timeout=10)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats") as reply:
+                    tick = json.loads(reply.read())["tick"]
+                result["tick_period_p50_ms"] = tick["period_p50_ms"]
+                result["tick_period_p99_ms"] = tick["period_p99_ms"]
+                result["tick_overruns"] = tick["overruns"]
                 result.update(
                     {
                         "bench": "publish",

@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-demo", action="store_true", help="do not host the demo realms")
     serve.add_argument("--log-ticks", action="store_true", help="log every control tick")
     serve.add_argument(
+        "--retain-events",
+        type=int,
+        default=100_000,
+        help="how many of the newest events are kept for replay and paging (default 100000)",
+    )
+    serve.add_argument(
         "--synchronous",
         choices=["full", "normal"],
         default=os.environ.get("SEEDMMO_SYNCHRONOUS", "full").lower(),
@@ -55,6 +61,9 @@ def serve(args: argparse.Namespace) -> int:
     if not 1.0 <= args.tick_ms <= 60_000:
         print("seedmmo: --tick-ms must be between 1 and 60000", file=sys.stderr)
         return 2
+    if args.retain_events < 1:
+        print("seedmmo: --retain-events must be at least 1", file=sys.stderr)
+        return 2
     settings = Settings(
         host=args.host,
         port=args.port,
@@ -63,6 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         demo=not args.no_demo,
         log_ticks=args.log_ticks,
         synchronous=args.synchronous.upper(),
+        retain_events=args.retain_events,
     )
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
