@@ -45,6 +45,16 @@ STARTED: dict[bytes, float] = {}  # tick start stamp -> epoch seconds
 # ----------------------------------------------------------------------------- load client
 
 
+def upgrade_request() -> bytes:
+    """The client's opening handshake for /ws (RFC 6455 section 4.1)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 class Observer(asyncio.Protocol):
     """One raw WebSocket client: handshake, one masked subscribe frame, then count frames."""
 
@@ -59,14 +69,7 @@ class Observer(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # uvloop's transports do not subclass asyncio.Transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            (
-                "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        transport.write(upgrade_request())
 
     def send_text(self, text: str) -> None:
         payload = text.encode()
