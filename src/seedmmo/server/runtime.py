@@ -55,13 +55,18 @@ class TickLoop:
         loop = asyncio.get_running_loop()
         period = self.period_s
         stats = self.orchestrator.tick_stats
-        start = loop.time()
-        self._next_summary = start + SUMMARY_EVERY_S
-        self._next_keepalive = start + KEEPALIVE_EVERY_S
+        clock = time.monotonic  # not loop.time(): uvloop's is whole ms, cached per iteration
+        start = clock()
+        self._next_summary = loop.time() + SUMMARY_EVERY_S
+        self._next_keepalive = loop.time() + KEEPALIVE_EVERY_S
         n = 0
         while True:
             n += 1
-            delay = start + n * period - loop.time()
+            deadline = start + n * period
+            # One pass through the loop first: a timer armed right after a long tick would count
+            # from the loop's time cached before that tick, and fire late by the tick's length.
+            await asyncio.sleep(0)
+            delay = deadline - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
             elif -delay >= period:
@@ -69,6 +74,7 @@ class TickLoop:
                 n += missed
                 stats.skipped_ticks += missed
                 self._warn_late(loop.time(), -delay, missed)
+            stats.lateness.append((clock() - start - n * period) * 1e3)
             try:
                 self.run_tick(loop.time())
             except Exception:  # a bug in one tick must not stop the clock for everyone

@@ -23,6 +23,7 @@ class TickStats:
         self.durations: deque[float] = deque(maxlen=window)
         self.periods: deque[float] = deque(maxlen=window)
         self.announce: deque[float] = deque(maxlen=window)  # fan-out of the tick message
+        self.lateness: deque[float] = deque(maxlen=window)  # tick start minus its deadline
         self.last_ms = 0.0
         self.overruns = 0
         self.skipped_ticks = 0
@@ -39,6 +40,7 @@ class TickStats:
         durations = sorted(self.durations)
         periods = sorted(self.periods)
         announce = sorted(self.announce)
+        lateness = sorted(self.lateness)
         return {
             "period_ms": self.period_ms,
             "last_ms": round(self.last_ms, 4),
@@ -48,6 +50,8 @@ class TickStats:
             "period_p99_ms": round(percentile(periods, 0.99), 4),
             "announce_p50_ms": round(percentile(announce, 0.5), 4),
             "announce_p99_ms": round(percentile(announce, 0.99), 4),
+            "start_late_p50_ms": round(percentile(lateness, 0.5), 4),
+            "start_late_p99_ms": round(percentile(lateness, 0.99), 4),
             "overruns": self.overruns,
             "skipped_ticks": self.skipped_ticks,
             "failed_ticks": self.failed_ticks,
