@@ -19,9 +19,10 @@ from fastapi import APIRouter, Request, Response
 from seedmmo.core.realm import RealmState
 from seedmmo.errors import InvalidField, MalformedInput, TooLarge, Unauthenticated
 from seedmmo.server.auth import Principal, Role
+from seedmmo.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from seedmmo.server.orchestrator import Orchestrator
 
-__all__ = ["router"]
+__all__ = ["metrics_router", "router"]
 
 router = APIRouter(prefix="/api")
 
@@ -261,3 +262,11 @@ async def list_npcs(request: Request) -> Response:
 @router.get("/stat7/{address}", summary="Resolve a STAT7 address to a realm, entity or event")
 async def resolve(address: str, request: Request) -> Response:
     return reply(orchestrator_of(request).resolve(address))
+
+
+metrics_router = APIRouter()
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(orchestrator_of(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)

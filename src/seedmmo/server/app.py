@@ -17,10 +17,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedmmo import __version__
 from seedmmo.errors import InvalidField, RateLimited, SeedError
-from seedmmo.server.api import router
+from seedmmo.server.api import metrics_router, router
 from seedmmo.server.auth import Credentials, load_admin_token
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
@@ -157,10 +158,44 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_middleware(CaptureRawProtocol)
+    app.add_middleware(CountRequests)
     app.include_router(router)
+    app.include_router(metrics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="pages")
     return app
+
+
+class CountRequests:
+    """Counts HTTP requests by method, route template and status for /metrics (the route, not
+    the raw path, so unknown paths cannot grow the label set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def remember(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None)
+            if template is None:
+                template = "pages" if scope["method"] == "GET" else "unmatched"
+            state = getattr(scope.get("app"), "state", None)
+            orchestrator = getattr(state, "orchestrator", None)
+            if orchestrator is not None:
+                orchestrator.metrics.count_request(scope["method"], template, status)
 
 
 def create_asgi(settings: Settings | None = None) -> HotPaths:

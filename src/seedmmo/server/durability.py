@@ -17,6 +17,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -38,11 +39,13 @@ class GroupCommitter:
         *,
         on_durable: Callable[[int], None],
         on_failure: Callable[[BaseException], None],
+        on_commit_seconds: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self._loop = loop
         self._on_durable = on_durable  # called on the loop with the newest durable event offset
         self._on_failure = on_failure
+        self._on_commit_seconds = on_commit_seconds  # called in the writer thread
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.commits = 0
         self.ops_written = 0
@@ -84,6 +87,7 @@ class GroupCommitter:
                 batch.append(more)
                 size += len(more[0])
             ops = [op for ops_, _ in batch for op in ops_]
+            began = time.perf_counter()
             try:
                 self.store.write(ops)
             except BaseException as exc:  # the store is unusable: fail loudly, write no more
@@ -91,6 +95,8 @@ class GroupCommitter:
                 self.failed = exc
                 self._loop.call_soon_threadsafe(self._fail, batch, exc)
                 return
+            if self._on_commit_seconds is not None:
+                self._on_commit_seconds(time.perf_counter() - began)
             self.commits += 1
             self.ops_written += len(ops)
             newest = max((op[1]["offset"] for op in ops if op[0] == "event"), default=0)

@@ -49,6 +49,7 @@ class HotPaths:
                 if orchestrator is not None:
                     status, body = health_reply(orchestrator)
                     await respond(send, status, body)
+                    orchestrator.metrics.count_request("GET", path, status)
                     return
             elif path == "/api/events" and scope["method"] == "POST":
                 orchestrator = self._orchestrator(scope)
@@ -81,8 +82,10 @@ class HotPaths:
             if isinstance(exc, RateLimited):
                 extra.append((b"retry-after", str(max(1, round(exc.retry_after_s))).encode()))
             await respond(send, exc.status, error_body(exc), extra)
+            orchestrator.metrics.count_request("POST", "/api/events", exc.status)
             return
         await respond(send, 202, ack)
+        orchestrator.metrics.count_request("POST", "/api/events", 202)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -47,6 +47,7 @@ from seedmmo.errors import InvalidField, NotFound, Unavailable
 from seedmmo.server.auth import Credentials, Principal
 from seedmmo.server.durability import GroupCommitter
 from seedmmo.server.hub import Hub, may_see
+from seedmmo.server.metrics import Metrics
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
 from seedmmo.server.wire import message, outgoing
@@ -92,6 +93,7 @@ class Orchestrator:
         )
         self.hub = Hub()
         self.tick_stats = TickStats(settings.tick_ms)
+        self.metrics = Metrics()
         self.started_at = wall_clock()
         self._started_monotonic = time.monotonic()
         self.propagated_offset = 0  # the newest offset a control tick has propagated
@@ -103,6 +105,7 @@ class Orchestrator:
         self.ready = False
         self.draining = False
         self._restore(snapshot)
+        self.metrics.attach(self)
 
     def _restore(self, snapshot: Snapshot) -> None:
         """Put back realms, keys, entities and events as the store kept them."""
@@ -140,7 +143,11 @@ class Orchestrator:
     def start_durability(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the group-commit writer (needs the running loop)."""
         self.committer = GroupCommitter(
-            self.store, loop, on_durable=self._durable, on_failure=self._store_failed
+            self.store,
+            loop,
+            on_durable=self._durable,
+            on_failure=self._store_failed,
+            on_commit_seconds=self.metrics.commit_seconds.observe,
         )
         if self._startup_ops:
             self.committer.submit(self._startup_ops)

@@ -112,6 +112,7 @@ class TickLoop:
         sent = time.perf_counter()
         orchestrator.announce_tick(report, elapsed_ms)
         stats.record(elapsed_ms, period_ms, (time.perf_counter() - sent) * 1e3)
+        orchestrator.metrics.tick_seconds.observe(elapsed_ms / 1e3)
         if elapsed_ms > self.period_s * 1e3:
             stats.overruns += 1
             if now >= self._next_overrun_warning:  # at most one per summary period

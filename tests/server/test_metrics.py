@@ -1,0 +1,50 @@
+"""GET /metrics: Prometheus text whose figures follow what happens."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from seedmmo.server.app import create_asgi
+
+from .conftest import bearer, make_settings, register, wait_for
+
+
+def value(text: str, sample: str) -> float:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{sample} not in /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> None:
+    with TestClient(create_asgi(make_settings(tmp_path))) as client:
+        first = client.get("/metrics")
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("text/plain")
+        before = first.text
+        assert value(before, "seedmmo_events_accepted_total") == 0
+        key = register(client, "g1")["game_key"]
+        client.get("/api/realms")
+        client.get("/api/health")  # answered by the hot path: counted there
+        client.get("/api/nothing")
+        ack = client.post("/api/events", json={"event_type": "x"}, headers=bearer(key)).json()
+        wait_for(lambda: client.get("/api/events").json()["events"], what="propagation")
+        after = client.get("/metrics").text
+        assert value(after, "seedmmo_events_accepted_total") == 1
+        assert value(after, "seedmmo_events_propagated_offset") == ack["offset"]
+        assert value(after, "seedmmo_control_ticks_total") > value(
+            before, "seedmmo_control_ticks_total"
+        )
+        assert value(after, "seedmmo_tick_duration_seconds_count") > 0
+        assert value(after, "seedmmo_store_commits_total") > 0
+        assert value(after, "seedmmo_store_commit_seconds_count") > 0
+        assert value(after, "seedmmo_realms") == 3
+        requests = 'seedmmo_http_requests_total{method="%s",route="%s",status="%s"}'
+        assert value(after, requests % ("GET", "/api/realms", "200")) == 1
+        assert value(after, requests % ("POST", "/api/games", "201")) == 1
+        assert value(after, requests % ("GET", "/api/health", "200")) == 1
+        assert value(after, requests % ("POST", "/api/events", "202")) == 1
+        assert value(after, requests % ("GET", "pages", "404")) == 1  # not the raw path
+        assert "/api/nothing" not in after
