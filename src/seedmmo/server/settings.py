@@ -25,6 +25,10 @@ class Settings:
     max_frame_bytes: int = 1 << 20
     send_queue_messages: int = 1024
     send_buffer_bytes: int = 4 << 20  # a client this far behind is closed with 1013
+    max_connections: int = 10_000  # WebSockets; one more is closed with 1013 at once
+    ws_messages_per_s: float = 10_000.0  # per connection, token bucket
+    ws_burst: float = 20_000.0
+    ws_refusals_before_close: int = 10_000  # refused within 10 s: flooding, closed with 1008
     store: str = "sqlite"  # or "memory" (nothing survives the process)
     # SQLite: FULL survives power cuts; NORMAL only process crashes (faster acknowledgements)
     synchronous: str = field(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,11 +23,12 @@ import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from seedmmo.errors import InvalidField, MalformedInput, SeedError
+from seedmmo.errors import InvalidField, MalformedInput, RateLimited, SeedError
 from seedmmo.server.auth import Role
 from seedmmo.server.fastpath import Outgoing, RawWriter
 from seedmmo.server.hub import STATIC_TOPICS, Connection
 from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.ratelimit import TokenBucket
 from seedmmo.server.wire import message, outgoing
 from seedmmo.store import ReplayGap
 
@@ -38,6 +40,8 @@ PROTOCOL: Final = 1
 REPLAY_PAGE: Final = 256
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_TOO_BIG: Final = 1009
+CLOSE_POLICY: Final = 1008
+CLOSE_TRY_LATER: Final = 1013
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     if orchestrator.draining:
         await websocket.close(CLOSE_GOING_AWAY, "server is draining")
+        return
+    if len(orchestrator.hub.connections) >= orchestrator.settings.max_connections:
+        await websocket.close(CLOSE_TRY_LATER, "server full: too many connections")
         return
     conn = Connection(
         client_id="c_" + secrets.token_hex(6),
@@ -155,7 +162,9 @@ def resync_message(orchestrator: Orchestrator, reason: str, ref: Any) -> Outgoin
 
 
 async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orchestrator) -> None:
-    limit = orchestrator.settings.max_frame_bytes
+    settings = orchestrator.settings
+    limit = settings.max_frame_bytes
+    bucket = TokenBucket(rate=settings.ws_messages_per_s, burst=settings.ws_burst)
     while True:
         try:
             frame = await websocket.receive()
@@ -169,6 +178,27 @@ async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orches
         if len(raw) > limit:
             conn.request_close(CLOSE_TOO_BIG, f"frame over {limit} bytes")
             return
+        if not bucket.take(time.monotonic()):
+            if bucket.refused > settings.ws_refusals_before_close:
+                conn.request_close(CLOSE_POLICY, "rate limit exceeded repeatedly")
+                return
+            error = RateLimited(
+                f"over {settings.ws_messages_per_s:g} messages/s; message dropped",
+                retry_after_s=bucket.retry_after_s(),
+            )
+            orchestrator.hub.to_connection(
+                conn,
+                outgoing(
+                    message(
+                        "error",
+                        code=error.code,
+                        message=error.message,
+                        ref=None,
+                        retry_after_s=round(error.retry_after_s, 3),
+                    )
+                ),
+            )
+            continue
         reply = handle_frame(raw, conn, orchestrator)
         if reply is not None:
             orchestrator.hub.to_connection(conn, outgoing(reply))
