@@ -241,7 +241,9 @@ def main() -> int:
                     f"ws   publishers={publishers:<2} acked/s={result['acked_per_s']:>7} "
                     f"ack p50={result['ack_p50_ms']} ms p99={result['ack_p99_ms']} ms "
                     f"delivered/s={result['delivered_to_sink_per_s']} "
-                    f"errors={result['errors']}",
+                    f"errors={result['errors']} tick period p50/p99="
+                    f"{result['tick_period_p50_ms']}/{result['tick_period_p99_ms']} ms "
+                    f"overruns={result['tick_overruns']}",
                     flush=True,
                 )
                 if shutil.which("wrk"):
