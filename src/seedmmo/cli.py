@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from seedmmo.server.app import create_app, drain, open_store
     from seedmmo.server.hotpaths import HotPaths
-    from seedmmo.server.settings import Settings
+    from seedmmo.server.settings import Settings, env_overrides
     from seedmmo.store import StoreError
 
     if not 1.0 <= args.tick_ms <= 60_000:
@@ -64,7 +64,13 @@ def serve(args: argparse.Namespace) -> int:
     if args.retain_events < 1:
         print("seedmmo: --retain-events must be at least 1", file=sys.stderr)
         return 2
+    try:
+        tuned = env_overrides()
+    except ValueError as exc:
+        print(f"seedmmo: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
+        **tuned,  # type: ignore[arg-type]
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,

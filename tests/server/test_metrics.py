@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from fastapi.testclient import TestClient
 from seedmmo.server.app import create_asgi
 
 from .conftest import bearer, make_settings, register, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def value(text: str, sample: str) -> float:
@@ -48,3 +51,22 @@ def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> Non
         assert value(after, requests % ("POST", "/api/events", "202")) == 1
         assert value(after, requests % ("GET", "pages", "404")) == 1  # not the raw path
         assert "/api/nothing" not in after
+
+
+def test_the_grafana_dashboard_only_queries_metrics_that_exist(tmp_path: Path) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert exprs
+    with TestClient(create_asgi(make_settings(tmp_path))) as client:
+        client.get("/api/realms")  # so the request counter has a sample
+        exposed = {
+            line.split()[2]
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("# TYPE ")
+        }
+    names = set()
+    for name in exposed:
+        names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    for expr in exprs:
+        for metric in re.findall(r"\bseedmmo_[a-z_]+", expr):
+            assert metric in names, (metric, expr)

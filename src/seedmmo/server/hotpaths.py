@@ -55,7 +55,7 @@ class HotPaths:
         return getattr(self.app, "state", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not self._cross_origin(scope):
             path = scope["path"]
             if path == "/api/health" and scope["method"] == "GET":
                 orchestrator = self._orchestrator(scope)
@@ -73,6 +73,13 @@ class HotPaths:
             await self.app(scope, receive, with_security_headers(send))
         else:
             await self.app(scope, receive, send)
+
+    def _cross_origin(self, scope: Scope) -> bool:
+        """With CORS configured, requests that carry an Origin go through FastAPI's CORS."""
+        settings = getattr(self.state, "settings", None)
+        if settings is None or not settings.cors_origins:
+            return False
+        return any(name == b"origin" for name, _ in scope["headers"])
 
     def _orchestrator(self, scope: Scope) -> Orchestrator | None:
         """None before start-up has made one: FastAPI then answers (503 from its route)."""

@@ -43,11 +43,12 @@ from seedmmo.core.records import (
     realm_to_record,
 )
 from seedmmo.core.router import Audience, fixed_audience, resolve_selector
-from seedmmo.errors import InvalidField, NotFound, Unavailable
+from seedmmo.errors import InvalidField, NotFound, RateLimited, Unavailable
 from seedmmo.server.auth import Credentials, Principal
 from seedmmo.server.durability import GroupCommitter
 from seedmmo.server.hub import Hub, may_see
 from seedmmo.server.metrics import Metrics
+from seedmmo.server.ratelimit import TokenBucket
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
 from seedmmo.server.wire import message, outgoing
@@ -67,6 +68,7 @@ class Orchestrator:
         self.settings = settings
         self.credentials = credentials
         self._pending_acks: dict[int, asyncio.Future[None] | None] = {}
+        self._game_buckets: dict[str, TokenBucket] = {}
         self.store = store
         snapshot = store.load(settings.retain_events)
         self._startup_ops: list[Op] = []
@@ -209,6 +211,16 @@ class Orchestrator:
         if self.draining:
             raise Unavailable("the server is draining or its store failed")
         source = principal.require_game()
+        bucket = self._game_buckets.get(source)
+        if bucket is None:
+            bucket = self._game_buckets[source] = TokenBucket(
+                rate=self.settings.game_events_per_s, burst=self.settings.game_events_burst
+            )
+        if not bucket.take(time.monotonic()):
+            raise RateLimited(
+                f"game {source!r} is over {self.settings.game_events_per_s:g} events/s",
+                retry_after_s=bucket.retry_after_s(),
+            )
         request = PublishRequest.from_dict(body, source_game_id=source)
         event = self.multiverse.publish(request)
         self._pending_acks[event.offset] = self._carry_out(want_ack=True)

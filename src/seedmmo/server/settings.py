@@ -6,7 +6,24 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["ENV_TUNABLE", "Settings", "env_overrides"]
+
+# Settings an operator may set as SEEDMMO_<NAME> (upper case) in the environment.
+ENV_TUNABLE = (
+    "max_body_bytes",
+    "max_frame_bytes",
+    "send_queue_messages",
+    "send_buffer_bytes",
+    "max_connections",
+    "ws_messages_per_s",
+    "ws_burst",
+    "ws_refusals_before_close",
+    "game_events_per_s",
+    "game_events_burst",
+    "heartbeat_period_s",
+    "offline_after_s",
+    "cors_origins",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +46,38 @@ class Settings:
     ws_messages_per_s: float = 10_000.0  # per connection, token bucket
     ws_burst: float = 20_000.0
     ws_refusals_before_close: int = 10_000  # refused within 10 s: flooding, closed with 1008
+    game_events_per_s: float = 20_000.0  # publishes per game (REST and WS together)
+    game_events_burst: float = 40_000.0
+    cors_origins: tuple[str, ...] = ()  # exact origins allowed cross-origin; none by default
     store: str = "sqlite"  # or "memory" (nothing survives the process)
     # SQLite: FULL survives power cuts; NORMAL only process crashes (faster acknowledgements)
     synchronous: str = field(
         default_factory=lambda: os.environ.get("SEEDMMO_SYNCHRONOUS", "FULL").upper()
     )
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, object]:
+    """The ENV_TUNABLE settings given as SEEDMMO_<NAME>; ValueError names a bad one."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    out: dict[str, object] = {}
+    for name in ENV_TUNABLE:
+        text = env.get(f"SEEDMMO_{name.upper()}")
+        if text is None or text == "":
+            continue
+        default = getattr(defaults, name)
+        if isinstance(default, tuple):
+            origins = tuple(o.strip() for o in text.split(",") if o.strip())
+            if "*" in origins:
+                raise ValueError(f"SEEDMMO_{name.upper()}: list origins exactly, not '*'")
+            out[name] = origins
+            continue
+        try:
+            value = type(default)(text)
+        except ValueError:
+            raise ValueError(f"SEEDMMO_{name.upper()}: {text!r} is not a number") from None
+        if value <= 0:
+            raise ValueError(f"SEEDMMO_{name.upper()}: must be positive")
+        out[name] = value
+    return out
