@@ -111,6 +111,11 @@ class Observer(asyncio.Protocol):
                 head = 10
             if size - pos < head + length:
                 break
+            if buffer[pos] & 0x0F == 0x9:  # ping: answer, or the server's keepalive closes us
+                ping = bytes(buffer[pos + head : pos + head + length])
+                self.transport.write(bytes((0x8A, 0x80 | len(ping))) + b"\0\0\0\0" + ping)
+                pos += head + length
+                continue
             stats["frames"] += 1
             if self.want_latency:
                 # No JSON parse per frame: every client gets the same tick text, so its

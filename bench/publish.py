@@ -76,7 +76,11 @@ class Client(asyncio.Protocol):
                 length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
             if size - pos < head + length:
                 break
-            self.on_message(bytes(buffer[pos + head : pos + head + length]))
+            payload = bytes(buffer[pos + head : pos + head + length])
+            if buffer[pos] & 0x0F == 0x9:  # ping: answer, or the server's keepalive closes us
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+            else:
+                self.on_message(payload)
             pos += head + length
         del buffer[:pos]
 
