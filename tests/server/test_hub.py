@@ -145,6 +145,7 @@ def test_slow_consumer_is_closed_and_removed_without_affecting_others() -> None:
     assert "slow" not in hub.connections
     assert hub.to_topic("ticks", Outgoing("x")) == 1  # only the fast one is left
     assert hub.slow_consumer_closes == 1
+    assert hub.messages_dropped == 1  # the message that found its queue full
     assert [m.text for m in fast.queue] == ["x"]
     assert not slow.queue  # nothing more is queued for it
 

@@ -146,6 +146,7 @@ class Hub:
         self._games: dict[str, dict[Connection, None]] = {}
         self.slow_consumer_closes = 0
         self.messages_sent = 0  # written or queued
+        self.messages_dropped = 0  # refused: the connection was closing or too far behind
         self.raw_connections = 0
         self.fallback_connections = 0
         self._corked: list[Connection] = []
@@ -217,6 +218,8 @@ class Hub:
             self._refused(conn)
 
     def _refused(self, conn: Connection) -> None:
+        """A message `conn` could not take: counted, and a slow consumer is let go."""
+        self.messages_dropped += 1
         if conn.close_code == CLOSE_SLOW_CONSUMER and conn.client_id in self.connections:
             self.slow_consumer_closes += 1
             log.warning("closing slow consumer %s", conn.client_id)

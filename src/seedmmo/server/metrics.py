@@ -98,6 +98,11 @@ class _OrchestratorCollector(Collector):
             "Messages written or queued to WebSockets",
             hub.messages_sent,
         )
+        yield counter(
+            "seedmmo_ws_messages_dropped",
+            "Messages a connection could not take (closing or too far behind)",
+            hub.messages_dropped,
+        )
         yield gauge("seedmmo_ws_connections", "Open WebSocket connections", len(hub.connections))
         yield counter(
             "seedmmo_ws_slow_consumer_closes",
