@@ -53,6 +53,10 @@ class SeedError(Exception):
         """The wire form of this error: ``{"error": {"code", "message"}}``."""
         return {"error": {"code": self.code, "message": self.message}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error (none, but for rate limits)."""
+        return {}
+
 
 class CallerError(SeedError):
     """The request was wrong; repeating it unchanged gives the same answer."""
@@ -101,6 +105,11 @@ class InvalidField(CallerError):
         super().__init__(f"{field}: {message}", code=code)
         self.field = field
 
+    def to_json(self) -> dict[str, dict[str, str]]:
+        body = super().to_json()
+        body["error"]["field"] = self.field
+        return body
+
 
 class RateLimited(CallerError):
     status = 429
@@ -109,6 +118,9 @@ class RateLimited(CallerError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after_s)))}
 
 
 class ServerError(SeedError):

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedmmo import __version__
-from seedmmo.errors import InvalidField, RateLimited, SeedError
+from seedmmo.errors import SeedError
 from seedmmo.server.api import metrics_router, router
 from seedmmo.server.auth import Credentials, load_admin_token
 from seedmmo.server.demo import install_demo
@@ -54,19 +54,20 @@ _STATUS_CODES = {
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: str
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    body = orjson.dumps({"error": {"code": code, "message": message, **extra}})
+    body = orjson.dumps({"error": {"code": code, "message": message}})
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 async def on_seed_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SeedError)
-    headers = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-    extra = {"field": exc.field} if isinstance(exc, InvalidField) else {}
-    return error_response(exc.status, exc.code, exc.message, headers, **extra)
+    return Response(
+        orjson.dumps(exc.to_json()),
+        status_code=exc.status,
+        media_type="application/json",
+        headers=exc.headers(),
+    )
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from seedmmo.errors import InvalidField, RateLimited, SeedError, TooLarge
+from seedmmo.errors import SeedError, TooLarge
 from seedmmo.server.api import check_declared_length, health_reply, parse_json, publish_reply
 from seedmmo.server.orchestrator import Orchestrator
 
@@ -34,13 +34,6 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     ),
 ]
 _JSON_HEADERS = [(b"content-type", b"application/json"), *SECURITY_HEADERS]
-
-
-def error_body(exc: SeedError) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if isinstance(exc, InvalidField):
-        error["field"] = exc.field
-    return {"error": error}
 
 
 class HotPaths:
@@ -101,10 +94,8 @@ class HotPaths:
             raw = await read_body(receive, limit)
             ack = await publish_reply(orchestrator, principal, parse_json(raw))
         except SeedError as exc:
-            extra = []
-            if isinstance(exc, RateLimited):
-                extra.append((b"retry-after", str(max(1, round(exc.retry_after_s))).encode()))
-            await respond(send, exc.status, error_body(exc), extra)
+            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
+            await respond(send, exc.status, exc.to_json(), extra)
             orchestrator.metrics.count_request("POST", "/api/events", exc.status)
             return
         await respond(send, 202, ack)

@@ -14,7 +14,7 @@ import orjson
 from seedmmo.core.multiverse import iso_micro
 from seedmmo.server.fastpath import Outgoing
 
-__all__ = ["decode", "encode", "message", "now_iso", "outgoing"]
+__all__ = ["encode", "message", "now_iso", "outgoing"]
 
 
 def now_iso() -> str:
@@ -32,11 +32,6 @@ def message(event_type: str, **fields: Any) -> dict[str, Any]:
 def encode(obj: Any) -> str:
     """Compact JSON text (WebSocket text frames carry str)."""
     return orjson.dumps(obj).decode()
-
-
-def decode(raw: str | bytes) -> Any:
-    """Parse JSON; raises ``orjson.JSONDecodeError`` (a ``ValueError``) on bad input."""
-    return orjson.loads(raw)
 
 
 def outgoing(obj: Any) -> Outgoing:

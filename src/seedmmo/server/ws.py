@@ -224,10 +224,7 @@ def handle_frame(raw: str | bytes, conn: Connection, orchestrator: Orchestrator)
             raise InvalidField("action", f"unknown action {action!r}; one of {sorted(ACTIONS)}")
         result = handler(msg, conn, orchestrator)
     except SeedError as exc:
-        error = message("error", code=exc.code, message=exc.message, ref=ref)
-        if isinstance(exc, InvalidField):
-            error["field"] = exc.field
-        return error
+        return message("error", **exc.to_json()["error"], ref=ref)  # code, message, field?
     if result is None:
         return None
     result.setdefault("ref", ref)
