@@ -57,7 +57,9 @@ def test_demo_realms_and_npcs(client: TestClient) -> None:
     npcs = client.get("/api/npcs").json()
     assert npcs["total"] == len(npcs["npcs"]) >= 6
     forest = client.get("/api/npcs", params={"realm": "demo_forest"}).json()
-    assert forest["total"] >= 3 and {n["realm"] for n in forest["npcs"]} == {"demo_forest"}
+    # NPCs journey between the demo realms on their own: whoever is in the forest now
+    assert forest["total"] == len(forest["npcs"])
+    assert {n["realm"] for n in forest["npcs"]} <= {"demo_forest"}
     assert all(n["kind"] == "npc" and len(n["stat7_address"]) == 64 for n in npcs["npcs"])
 
 

@@ -20,19 +20,38 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from seedmmo.core.entities import Entity, EntityIndex, EntitySpec
+from seedmmo.core.effects import (
+    Effect,
+    EntityChanged,
+    EntityRemoved,
+    EntitySpawned,
+    EventAccepted,
+    GameRegistered,
+    GameUnregistered,
+    NpcActed,
+    RealmStateChanged,
+    TickCompleted,
+    TickReport,
+    TravelChanged,
+)
+from seedmmo.core.entities import Entity, EntityIndex, EntityPatch, EntitySpec
 from seedmmo.core.events import CrossGameEvent, PublishRequest
+from seedmmo.core.npc import NpcRunner
 from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.router import SelectorCache, check_route, fixed_audience, resolve_selector
 from seedmmo.core.stat7 import format_timestamp
+from seedmmo.core.travel import Travel, TravelRequest
+from seedmmo.core.travel_desk import TravelDesk
+from seedmmo.errors import Conflict, Forbidden, InvalidField
 
 __all__ = [
     "Effect",
+    "EntityChanged",
     "EntityRemoved",
     "EntitySpawned",
     "EventAccepted",
@@ -40,9 +59,11 @@ __all__ = [
     "GameUnregistered",
     "LifecyclePolicy",
     "Multiverse",
+    "NpcActed",
     "RealmStateChanged",
     "TickCompleted",
     "TickReport",
+    "TravelChanged",
     "UniverseCounters",
     "iso_micro",
 ]
@@ -83,78 +104,7 @@ class UniverseCounters:
     total_cross_game_events: int = 0
     broadcasts_propagated: int = 0
     next_offset: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class TickReport:
-    control_tick_id: int
-    started_at: str
-    games_synced: int
-    events_propagated: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "control_tick_id": self.control_tick_id,
-            "started_at": self.started_at,
-            "games_synced": self.games_synced,
-            "events_propagated": self.events_propagated,
-        }
-
-
-# ----------------------------------------------------------------------------- effects
-
-
-@dataclass(frozen=True, slots=True)
-class GameRegistered:
-    realm: Realm
-
-
-@dataclass(frozen=True, slots=True)
-class GameUnregistered:
-    realm: Realm
-
-
-@dataclass(frozen=True, slots=True)
-class RealmStateChanged:
-    realm: Realm
-    previous: RealmState
-    current: RealmState
-    tick: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntitySpawned:
-    entity: Entity
-
-
-@dataclass(frozen=True, slots=True)
-class EntityRemoved:
-    entity: Entity
-
-
-@dataclass(frozen=True, slots=True)
-class EventAccepted:
-    event: CrossGameEvent
-
-
-@dataclass(frozen=True, slots=True)
-class TickCompleted:
-    """A finished control tick and the events it propagated, in offset order, each with its
-    `audience` resolved and `control_tick_id` set: the deliveries for the transport."""
-
-    report: TickReport
-    events: list[CrossGameEvent] = field(default_factory=list)
-
-
-Effect = (
-    GameRegistered
-    | GameUnregistered
-    | RealmStateChanged
-    | EntitySpawned
-    | EntityRemoved
-    | EventAccepted
-    | TickCompleted
-)
+    next_entity_seq: int = 1
 
 
 # ----------------------------------------------------------------------------- the facade
@@ -179,6 +129,13 @@ class Multiverse:
         self.counters = counters or UniverseCounters()
         self.registry = RealmRegistry()
         self.entities = EntityIndex()
+        # NPCs and travel draw from their own stream, so adding an NPC does not change the ids
+        # of events published meanwhile (and the other way round).
+        self._world_rng = random.Random(self._rng.getrandbits(64))
+        self.travels = TravelDesk(self.registry, self.entities, self._emit, self._world_rng)
+        self.npcs = NpcRunner(
+            self.registry, self.entities, self.travels, self._emit, self._world_rng
+        )
         self._pending: list[CrossGameEvent] = []
         self._outbox: list[Effect] = []
         self._checks: dict[int, list[str]] = {}  # tick -> realms whose deadline to check then
@@ -202,6 +159,9 @@ class Multiverse:
     def realm_dict(self, realm: Realm) -> dict[str, Any]:
         return realm.to_dict(self.counters.broadcasts_propagated)
 
+    def _emit(self, effect: Effect) -> None:
+        self._outbox.append(effect)
+
     def drain(self) -> list[Effect]:
         """Take every effect produced since the last drain, oldest first."""
         out, self._outbox = self._outbox, []
@@ -222,36 +182,105 @@ class Multiverse:
         )
         self.registry.add(realm)
         self.counters.total_games_registered += 1
-        self._outbox.append(GameRegistered(realm))
+        self._emit(GameRegistered(realm))
         return realm
 
     def unregister(self, game_id: str) -> Realm:
-        """Remove a realm and the entities living in it."""
+        """Remove a realm and the entities in it. Entities in transit from it travel on; those
+        travelling to it return when their arrival tick finds it gone."""
         realm = self.registry.remove(game_id)
         self._next_check.pop(game_id, None)
         for entity in self.entities.in_realm(game_id):
+            self.travels.forget(entity)
             self.entities.remove(entity.id)
-            self._outbox.append(EntityRemoved(entity))
-        self._outbox.append(GameUnregistered(realm))
+            self._emit(EntityRemoved(entity, "realm_unregistered"))
+        self._emit(GameUnregistered(realm))
         return realm
 
-    def spawn(self, game_id: str, spec: EntitySpec | Any) -> Entity:
-        """Place a new NPC or player in realm `game_id` (404 unknown realm, 409 duplicate id)."""
+    def spawn(self, game_id: str, spec: EntitySpec | Any, *, actor: str | None = None) -> Entity:
+        """Place a new NPC or player in realm `game_id` (404 unknown realm, 409 duplicate id).
+        `actor` is the game asking (None: the admin or the server); a game places entities in
+        its own realm only."""
         if not isinstance(spec, EntitySpec):
             spec = EntitySpec.from_dict(spec)
+        if actor is not None and game_id != actor:
+            raise Forbidden(f"game {actor!r} may only place entities in its own realm")
         realm = self.registry.get(game_id)
+        entity_id = spec.id or f"{spec.kind}_{self._rng.getrandbits(64):016x}"
+        if entity_id in self.entities:
+            raise Conflict(f"entity {entity_id!r} already exists", code="duplicate_entity")
         entity = Entity(
-            id=spec.id or f"{spec.kind}_{self._rng.getrandbits(64):016x}",
+            id=entity_id,
             kind=spec.kind,
             name=spec.name,
             realm=game_id,
             stat7=spec.stat7 or realm.stat7,
             state=spec.state,
             created_at=format_timestamp(self._clock()),
+            seq=self.counters.next_entity_seq,
+            behaviour=spec.behaviour,
         )
+        self.counters.next_entity_seq += 1
+        entity.remember(self.tick, "spawned", realm=game_id)
         self.entities.add(entity)
-        self._outbox.append(EntitySpawned(entity))
+        self.npcs.schedule(entity, self.tick)
+        self._emit(EntitySpawned(entity))
         return entity
+
+    def owned_entity(self, entity_id: str, actor: str | None) -> Entity:
+        """The entity, if `actor` (None: the admin) may change it: 404, then 403."""
+        entity = self.entities.get(entity_id)
+        if actor is not None and entity.realm != actor:
+            raise Forbidden(f"entity {entity_id!r} belongs to {entity.realm!r}", code="not_owner")
+        return entity
+
+    def update_entity(
+        self, entity_id: str, patch: EntityPatch | Any, *, actor: str | None = None
+    ) -> Entity:
+        if not isinstance(patch, EntityPatch):
+            patch = EntityPatch.from_dict(patch)
+        entity = self.owned_entity(entity_id, actor)
+        if patch.changes_behaviour and entity.kind != "npc" and patch.behaviour is not None:
+            raise InvalidField("behaviour", "only NPCs have behaviours")
+        if patch.name is not None:
+            entity.name = patch.name
+        if patch.stat7 is not None:
+            entity.stat7 = patch.stat7
+        if patch.state is not None:
+            entity.state = patch.state
+        if patch.changes_behaviour:
+            entity.behaviour = patch.behaviour
+            self.npcs.schedule(entity, self.tick)
+        entity.remember(self.tick, "updated")
+        self.entities.changed(entity)
+        self._emit(EntityChanged(entity))
+        return entity
+
+    def remove_entity(self, entity_id: str, *, actor: str | None = None) -> Entity:
+        entity = self.owned_entity(entity_id, actor)
+        self.travels.forget(entity)
+        self.entities.remove(entity_id)
+        self._emit(EntityRemoved(entity, "deleted"))
+        return entity
+
+    def request_travel(
+        self,
+        entity_id: str,
+        request: TravelRequest | Any,
+        *,
+        actor: str | None = None,
+        durable: bool = False,
+    ) -> tuple[Travel, bool]:
+        """Ask for `entity_id` to travel (see :mod:`seedmmo.core.travel`). It departs only once
+        :meth:`confirm_travel` says the request is durable (or with `durable`). Returns the
+        travel and whether it is new (not an idempotent repeat)."""
+        if not isinstance(request, TravelRequest):
+            request = TravelRequest.from_dict(request)
+        entity = self.entities.get(entity_id)
+        return self.travels.request(entity, request, actor=actor, tick=self.tick, durable=durable)
+
+    def confirm_travel(self, travel_id: str) -> None:
+        self.travels.confirm(travel_id)
 
     def heartbeat(self, game_id: str) -> Realm:
         """A sign of life from a game: online now, and the missed-heartbeat deadline moves."""
@@ -287,7 +316,7 @@ class Multiverse:
         counters.total_cross_game_events += 1
         self.registry.get(request.source_game_id).events_sent += 1
         self._pending.append(event)
-        self._outbox.append(EventAccepted(event))
+        self._emit(EventAccepted(event))
         return event
 
     # ------------------------------------------------------------------ the control tick
@@ -303,6 +332,8 @@ class Multiverse:
         if due:
             for game_id in due:
                 self._check_deadline(game_id, tick_id)
+        self.travels.advance(tick_id)
+        self.npcs.run(tick_id)
         pending = self._pending
         if durable_through is None or not pending or pending[-1].offset <= durable_through:
             batch, self._pending = pending, []
@@ -335,7 +366,7 @@ class Multiverse:
                             target.direct_received += 1
         counters.total_control_ticks = tick_id
         report = TickReport(tick_id, started_at, self.games_synced(), len(batch))
-        self._outbox.append(TickCompleted(report, batch))
+        self._emit(TickCompleted(report, batch))
         return report
 
     # ------------------------------------------------------------------ restoring
@@ -353,8 +384,19 @@ class Multiverse:
             self.registry.add(realm)
             if not realm.hosted and realm.state in (RealmState.ONLINE, RealmState.UNHEALTHY):
                 self._schedule(realm.game_id, self.tick + 1)
+        counters = self.counters
+        numbered = sorted((e for e in entities if e.seq), key=lambda e: e.seq)
+        if numbered:
+            counters.next_entity_seq = max(counters.next_entity_seq, numbered[-1].seq + 1)
         for entity in entities:
+            if not entity.seq:  # stored before entities had a sequence number
+                entity.seq = counters.next_entity_seq
+                counters.next_entity_seq += 1
+                numbered.append(entity)
+        for entity in numbered:
             self.entities.add(entity)
+            self.travels.restore(entity)
+            self.npcs.schedule(entity, self.tick)
         for event in pending:
             event.accepted_tick = self.tick + 1
         self._pending = sorted([*self._pending, *pending], key=lambda e: e.offset)
@@ -367,7 +409,7 @@ class Multiverse:
         if current is not previous:
             self.registry.set_state(realm, current)
             realm.state_since_tick = tick
-            self._outbox.append(RealmStateChanged(realm, previous, current, tick))
+            self._emit(RealmStateChanged(realm, previous, current, tick))
 
     def _schedule(self, game_id: str, at_tick: int) -> None:
         """Make sure a check runs no later than `at_tick` (an earlier one reschedules itself)."""

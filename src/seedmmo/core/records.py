@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from seedmmo.core.behaviour import Behaviour
 from seedmmo.core.entities import Entity
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.realm import Realm, RealmCoordinate, RealmState
 from seedmmo.core.router import Audience
 from seedmmo.core.selector import Selector
 from seedmmo.core.stat7 import Stat7
+from seedmmo.core.travel import Travel
 
 __all__ = [
     "entity_from_record",
@@ -70,10 +72,15 @@ def realm_from_record(doc: dict[str, Any]) -> Realm:
 
 
 def entity_to_record(entity: Entity) -> dict[str, Any]:
-    return entity.to_dict()
+    record = entity.to_dict()
+    record["acts"] = entity.acts
+    return record
 
 
 def entity_from_record(doc: dict[str, Any]) -> Entity:
+    """The stored entity. Fields added after the first release default, so older records load."""
+    travel = doc.get("travel")
+    behaviour = doc.get("behaviour")
     entity = Entity(
         id=doc["id"],
         kind=doc["kind"],
@@ -82,7 +89,11 @@ def entity_from_record(doc: dict[str, Any]) -> Entity:
         stat7=Stat7.from_dict(doc["stat7"]),
         state=doc["state"],
         created_at=doc["created_at"],
-        travel=doc["travel"],
+        seq=doc.get("seq", 0),
+        travel=None if travel is None else Travel.from_dict(travel),
+        behaviour=None if behaviour is None else Behaviour.from_dict(behaviour),
+        acts=doc.get("acts", 0),
+        history=list(doc.get("history", [])),
     )
     entity.stat7_address = doc["stat7_address"]
     return entity

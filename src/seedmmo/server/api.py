@@ -17,10 +17,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from seedmmo.core.realm import RealmState
+from seedmmo.core.stat7 import HORIZONS
 from seedmmo.errors import InvalidField, MalformedInput, TooLarge, Unauthenticated
 from seedmmo.server.auth import Principal, Role
 from seedmmo.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.orchestrator import Orchestrator, actor_of
 
 __all__ = ["metrics_router", "router"]
 
@@ -249,7 +250,7 @@ async def list_events(request: Request) -> Response:
 # ----------------------------------------------------------------------------- entities
 
 
-@router.get("/npcs", summary="NPCs, optionally of one realm")
+@router.get("/npcs", summary="NPCs, optionally of one realm (the report's shape)")
 async def list_npcs(request: Request) -> Response:
     unknown = sorted(set(request.query_params) - {"realm"})
     if unknown:
@@ -257,6 +258,105 @@ async def list_npcs(request: Request) -> Response:
     realm = request.query_params.get("realm")
     npcs = orchestrator_of(request).npcs(realm)
     return reply({"npcs": npcs, "total": len(npcs)})
+
+
+def _range_params() -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["npc", "player"]}},
+        {"name": "realm", "in": "query", "schema": STR},
+        {"name": "horizon", "in": "query", "schema": {"type": "string", "enum": list(HORIZONS)}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+        {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    ]
+    for name in ("lineage", "resonance", "velocity", "density"):
+        kind = "integer" if name == "lineage" else "number"
+        for end in ("min", "max"):
+            params.append({"name": f"{name}_{end}", "in": "query", "schema": {"type": kind}})
+    return params
+
+
+@router.get(
+    "/entities",
+    summary="Entities filtered by kind, realm, horizon and STAT7 ranges; paginated by `after`",
+    openapi_extra={"parameters": _range_params()},
+)
+async def list_entities(request: Request) -> Response:
+    return reply(orchestrator_of(request).entities_page(request.query_params))
+
+
+ENTITY_BODY = {
+    "kind": {"type": "string", "enum": ["npc", "player"]},
+    "name": STR,
+    "id": STR,
+    "realm": STR,
+    "stat7": OBJ,
+    "state": OBJ,
+    "behaviour": {"oneOf": [STR, OBJ]},
+}
+
+
+@router.post(
+    "/entities",
+    status_code=201,
+    summary="Create an NPC or player in the calling game's realm (the admin names `realm`)",
+    openapi_extra=body_schema(ENTITY_BODY, ["kind", "name"]),
+)
+async def create_entity(request: Request) -> Response:
+    orchestrator = orchestrator_of(request)
+    principal = principal_of(request)
+    actor_of(principal)  # 401 before reading a body
+    entity = orchestrator.create_entity(await json_body(request), principal)
+    return reply(entity.to_dict(), 201)
+
+
+@router.get("/entities/{entity_id}", summary="One entity, with its travel and history")
+async def get_entity(entity_id: str, request: Request) -> Response:
+    return reply(orchestrator_of(request).entity(entity_id))
+
+
+@router.patch(
+    "/entities/{entity_id}",
+    summary="Change an entity's name, stat7, state or behaviour (its realm's game, or admin)",
+    openapi_extra=body_schema(
+        {key: ENTITY_BODY[key] for key in ("name", "stat7", "state", "behaviour")}, []
+    ),
+)
+async def update_entity(entity_id: str, request: Request) -> Response:
+    orchestrator = orchestrator_of(request)
+    principal = principal_of(request)
+    actor_of(principal)
+    entity = orchestrator.update_entity(entity_id, await json_body(request), principal)
+    return reply(entity.to_dict())
+
+
+@router.delete("/entities/{entity_id}", summary="Remove an entity (its realm's game, or admin)")
+async def delete_entity(entity_id: str, request: Request) -> Response:
+    return reply(orchestrator_of(request).remove_entity(entity_id, principal_of(request)))
+
+
+@router.post(
+    "/entities/{entity_id}/travel",
+    status_code=202,
+    summary="Send an entity to another realm; answered once the request is durable",
+    openapi_extra=body_schema(
+        {
+            "to_game_id": STR,
+            "idempotency_key": STR,
+            "duration_ticks": {"type": "integer", "minimum": 1, "maximum": 36000},
+        },
+        ["to_game_id"],
+    ),
+)
+async def travel(entity_id: str, request: Request) -> Response:
+    orchestrator = orchestrator_of(request)
+    principal = principal_of(request)
+    actor_of(principal)
+    trip = orchestrator.request_travel(entity_id, await json_body(request), principal)
+    return reply(await orchestrator.travel_acknowledged(trip), 202)
 
 
 @router.get("/stat7/{address}", summary="Resolve a STAT7 address to a realm, entity or event")

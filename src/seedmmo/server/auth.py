@@ -22,7 +22,7 @@ from pathlib import Path
 
 from seedmmo.errors import Forbidden, Unauthenticated
 
-__all__ = ["Credentials", "Principal", "Role", "load_admin_token"]
+__all__ = ["ADMIN", "PUBLIC", "Credentials", "Principal", "Role", "load_admin_token"]
 
 log = logging.getLogger("seedmmo.server.auth")
 
@@ -64,6 +64,7 @@ class Principal:
 
 
 PUBLIC = Principal(Role.PUBLIC)
+ADMIN = Principal(Role.ADMIN)  # the server acting for itself (the demo, for instance)
 
 
 def _digest(token: str) -> bytes:

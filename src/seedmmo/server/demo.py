@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from seedmmo.server.auth import ADMIN
 from seedmmo.server.orchestrator import Orchestrator
 
 __all__ = ["DEMO_REALMS", "install_demo"]
@@ -63,13 +64,21 @@ DEMO_REALMS: Final[list[dict[str, Any]]] = [
 
 
 def install_demo(orchestrator: Orchestrator) -> None:
-    """Register the demo realms (hosted: always online) and give each its NPCs."""
+    """Register the demo realms (hosted: always online) and give each its NPCs, which act on
+    the shared clock with the behaviour preset of their role."""
+    entities = orchestrator.multiverse.entities
     for demo in DEMO_REALMS:
         realm = demo["realm"]
-        if realm["game_id"] in orchestrator.multiverse.registry:
-            continue  # restored from the store, NPCs and all
-        orchestrator.register_game(realm, hosted=True)
+        restored = realm["game_id"] in orchestrator.multiverse.registry
+        if not restored:
+            orchestrator.register_game(realm, hosted=True)
         for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
+            if restored:
+                found = entities.find(npc_id)
+                if found is not None and found.behaviour is None and found.kind == "npc":
+                    # stored by a version whose NPCs did not act yet: wake them up
+                    orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN)
+                continue
             orchestrator.spawn(
                 realm["game_id"],
                 {
@@ -77,6 +86,7 @@ def install_demo(orchestrator: Orchestrator) -> None:
                     "kind": "npc",
                     "name": name,
                     "state": {"role": role, "mood": "content"},
+                    "behaviour": role,
                     "stat7": {
                         "realm": "narrative",
                         "lineage": 0,

@@ -251,7 +251,21 @@ class Hub:
 
     def to_topics(self, topics: Iterable[str], msg: Outgoing) -> None:
         """Send `msg` once to every connection subscribed to any of `topics`."""
+        self.notify((), topics, msg)
+
+    def has_audience(self, topics: Iterable[str]) -> bool:
+        """Whether anyone subscribes to any of `topics` (so a message is worth encoding)."""
+        return any(topic in self._topics for topic in topics)
+
+    def notify(self, game_ids: Iterable[str], topics: Iterable[str], msg: Outgoing) -> None:
+        """Send `msg` once to every connection of the games `game_ids` and every subscriber of
+        `topics` (entity news: the games concerned are told without subscribing)."""
         seen: set[Connection] = set()
+        for game_id in game_ids:
+            for conn in tuple(self._games.get(game_id, ())):
+                if conn not in seen:
+                    seen.add(conn)
+                    self._offer(conn, msg)
         for topic in topics:
             for conn in tuple(self._topics.get(topic, ())):
                 if conn not in seen:

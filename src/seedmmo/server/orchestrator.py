@@ -14,25 +14,27 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from seedmmo import __version__
-from seedmmo.core.entities import Entity
-from seedmmo.core.events import CrossGameEvent, PublishRequest
-from seedmmo.core.multiverse import (
+from seedmmo.core.effects import (
     Effect,
+    EntityChanged,
     EntityRemoved,
     EntitySpawned,
     EventAccepted,
     GameRegistered,
     GameUnregistered,
-    LifecyclePolicy,
-    Multiverse,
+    NpcActed,
     RealmStateChanged,
     TickCompleted,
     TickReport,
-    UniverseCounters,
+    TravelChanged,
 )
+from seedmmo.core.entities import Entity, EntitySpec
+from seedmmo.core.entity_query import EntityQuery
+from seedmmo.core.events import CrossGameEvent, PublishRequest
+from seedmmo.core.multiverse import LifecyclePolicy, Multiverse, UniverseCounters
 from seedmmo.core.realm import Realm, RealmSpec
 from seedmmo.core.records import (
     entity_from_record,
@@ -43,8 +45,9 @@ from seedmmo.core.records import (
     realm_to_record,
 )
 from seedmmo.core.router import Audience, fixed_audience, resolve_selector
-from seedmmo.errors import InvalidField, NotFound, RateLimited, Unavailable
-from seedmmo.server.auth import Credentials, Principal
+from seedmmo.core.travel import Travel, TravelState
+from seedmmo.errors import InvalidField, NotFound, RateLimited, Unauthenticated, Unavailable
+from seedmmo.server.auth import Credentials, Principal, Role
 from seedmmo.server.durability import GroupCommitter
 from seedmmo.server.hub import Hub, may_see
 from seedmmo.server.metrics import Metrics
@@ -103,6 +106,8 @@ class Orchestrator:
         self._event_addresses: dict[str, int] = {}
         self._indexed_offset = 0
         self._dirty_realms: set[str] = set()
+        self._dirty_entities: set[str] = set()  # NPCs that acted: written every 10 ticks
+        self._pending_travels: dict[str, asyncio.Future[None]] = {}
         self.committer: GroupCommitter | None = None
         self.ready = False
         self.draining = False
@@ -170,7 +175,9 @@ class Orchestrator:
     def close(self) -> None:
         """Write the counters, flush everything queued, close the store."""
         if self.committer is not None:
-            self.committer.submit([self._counters_op()])
+            ops: list[Op] = [self._counters_op()]
+            self._flush_dirty_entities(ops)
+            self.committer.submit(ops)
             self.committer.close()
             self.committer = None
         self.store.close()
@@ -261,10 +268,74 @@ class Orchestrator:
             # durable now, so the next tick propagates it
             event.accepted_tick = max(event.accepted_tick, self.multiverse.tick + 1)
 
-    def spawn(self, game_id: str, body: Any) -> Entity:
-        entity = self.multiverse.spawn(game_id, body)
+    def spawn(self, game_id: str, body: Any, *, actor: str | None = None) -> Entity:
+        entity = self.multiverse.spawn(game_id, body, actor=actor)
         self._carry_out()
         return entity
+
+    def create_entity(self, body: Any, principal: Principal) -> Entity:
+        """``POST /api/entities``: in the calling game's realm; the admin names the realm."""
+        actor = actor_of(principal)
+        spec = EntitySpec.from_dict(body)
+        realm = spec.realm or actor
+        if realm is None:
+            raise InvalidField("realm", "is required when the admin creates an entity")
+        return self.spawn(realm, spec, actor=actor)
+
+    def update_entity(self, entity_id: str, body: Any, principal: Principal) -> Entity:
+        entity = self.multiverse.update_entity(entity_id, body, actor=actor_of(principal))
+        self._carry_out()
+        return entity
+
+    def remove_entity(self, entity_id: str, principal: Principal) -> dict[str, Any]:
+        self.multiverse.remove_entity(entity_id, actor=actor_of(principal))
+        self._carry_out()
+        return {"status": "removed", "entity_id": entity_id}
+
+    def request_travel(self, entity_id: str, body: Any, principal: Principal) -> Travel:
+        """Accept a travel; :meth:`travel_acknowledged` says when it may be acknowledged. The
+        request may depart only once stored (the core waits for :meth:`_travel_stored`)."""
+        if self.draining:
+            raise Unavailable("the server is draining or its store failed")
+        travel, new = self.multiverse.request_travel(entity_id, body, actor=actor_of(principal))
+        if new:
+            future = self._carry_out(want_ack=True)
+            if future is None:  # no writer yet (tests without a lifespan): nothing to wait for
+                self.multiverse.confirm_travel(travel.travel_id)
+            else:
+                self._pending_travels[travel.travel_id] = future
+                future.add_done_callback(lambda done: self._travel_stored(travel, done))
+        return travel
+
+    def _travel_stored(self, travel: Travel, done: asyncio.Future[None]) -> None:
+        self._pending_travels.pop(travel.travel_id, None)
+        if not done.cancelled() and done.exception() is None:
+            self.multiverse.confirm_travel(travel.travel_id)
+
+    async def travel_acknowledged(self, travel: Travel) -> dict[str, Any]:
+        """The reply to a travel request, once it is durable."""
+        future = self._pending_travels.get(travel.travel_id)
+        if future is not None:
+            try:
+                await asyncio.shield(future)
+            except Exception as exc:
+                raise Unavailable(f"the travel could not be stored: {exc}") from None
+        return travel.reply()
+
+    def when_travel_acknowledged(
+        self, travel: Travel, callback: Callable[[Unavailable | None], None]
+    ) -> None:
+        """The callback form of :meth:`travel_acknowledged` (for the WebSocket)."""
+        future = self._pending_travels.get(travel.travel_id)
+        if future is None:
+            callback(None)
+            return
+
+        def finish(done: asyncio.Future[None]) -> None:
+            failure = None if done.cancelled() else done.exception()
+            callback(None if failure is None else Unavailable(f"could not be stored: {failure}"))
+
+        future.add_done_callback(finish)
 
     def control_tick(self) -> TickReport:
         durable = self.durable_offset if self.committer is not None else None
@@ -289,6 +360,14 @@ class Orchestrator:
         if not ops or self.committer is None:
             return None
         return self.committer.submit(ops, want_ack=want_ack)
+
+    def _flush_dirty_entities(self, ops: list[Op]) -> None:
+        find = self.multiverse.entities.find
+        for entity_id in self._dirty_entities:
+            entity = find(entity_id)
+            if entity is not None:
+                ops.append(("entity", entity.id, entity.realm, entity_to_record(entity)))
+        self._dirty_entities.clear()
 
     def _counters_op(self) -> Op:
         return ("meta", "counters", asdict(self.multiverse.counters))
@@ -317,6 +396,8 @@ class Orchestrator:
                         ops.append(("realm", game_id, realm_to_record(realm), None))
                 self._dirty_realms.clear()
                 ops.append(self._counters_op())
+            if tick_id % 10 == 0:
+                self._flush_dirty_entities(ops)
             # control_tick_complete goes out from the runtime, which knows the elapsed time
         elif isinstance(effect, GameRegistered):
             realm = effect.realm
@@ -341,15 +422,76 @@ class Orchestrator:
                 )
             )
             hub.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
-        elif isinstance(effect, EntitySpawned | EntityRemoved):
-            entity = effect.entity
-            if isinstance(effect, EntitySpawned):
-                ops.append(("entity", entity.id, entity.realm, entity_to_record(entity)))
-            else:
-                ops.append(("entity_delete", entity.id))
-            kind = "entity_spawned" if isinstance(effect, EntitySpawned) else "entity_removed"
-            text = outgoing(message(kind, entity=effect.entity.to_dict()))
-            hub.to_topics(("entities", f"realm:{effect.entity.realm}"), text)
+        elif isinstance(effect, NpcActed):
+            self._npc_acted(effect)
+        elif isinstance(effect, EntitySpawned | EntityChanged | EntityRemoved | TravelChanged):
+            self._entity_news(effect, ops)
+
+    def _npc_acted(self, effect: NpcActed) -> None:
+        """Written with the next batch (an action is not acknowledged to anyone); told only to
+        whoever listens (most ticks, nobody: then nothing is encoded)."""
+        entity = effect.entity
+        self._dirty_entities.add(entity.id)
+        topics = ("entities", f"realm:{entity.realm}")
+        if not self.hub.has_audience(topics):
+            return
+        coordinate = entity.stat7
+        text = outgoing(
+            message(
+                "npc_action",
+                entity_id=entity.id,
+                name=entity.name,
+                realm=entity.realm,
+                action=effect.action,
+                says=effect.says,
+                mood=entity.state.get("mood"),
+                horizon=coordinate.horizon,
+                lineage=coordinate.lineage,
+                resonance=coordinate.resonance,
+                velocity=coordinate.velocity,
+                density=coordinate.density,
+                stage_changed=effect.stage_changed,
+                stat7_address=entity.stat7_address,
+                control_tick=effect.tick,
+            )
+        )
+        self.hub.to_topics(topics, text)
+
+    def _entity_news(
+        self, effect: EntitySpawned | EntityChanged | EntityRemoved | TravelChanged, ops: list[Op]
+    ) -> None:
+        """Store the entity as it is now and tell the realms concerned and the subscribers."""
+        entity = effect.entity
+        if isinstance(effect, EntityRemoved):
+            ops.append(("entity_delete", entity.id))
+            self._dirty_entities.discard(entity.id)
+        elif entity.id in self.multiverse.entities:
+            ops.append(("entity", entity.id, entity.realm, entity_to_record(entity)))
+            self._dirty_entities.discard(entity.id)
+        games: tuple[str, ...] = ()
+        realms: tuple[str, ...]
+        fields: dict[str, Any] = {"entity": entity.to_dict()}
+        if isinstance(effect, EntitySpawned):
+            kind, realms = "entity_spawned", (entity.realm,)
+        elif isinstance(effect, EntityChanged):
+            kind, realms = "entity_updated", (entity.realm,)
+        elif isinstance(effect, EntityRemoved):
+            kind, realms = "entity_removed", (entity.realm,)
+            fields["reason"] = effect.reason
+        else:
+            travel = effect.travel
+            realms = (travel.from_game_id, travel.to_game_id)
+            kind = TRAVEL_MESSAGES[travel.state]
+            fields.update(travel=travel.to_dict(), control_tick=effect.tick)
+            if travel.state is TravelState.DEPARTING:
+                games = (travel.from_game_id,)
+            elif travel.state is TravelState.ARRIVED:
+                games = (travel.to_game_id,)
+            elif travel.state is TravelState.ROLLED_BACK:
+                games = (travel.from_game_id, travel.to_game_id)
+        topics = ("entities", *(f"realm:{game_id}" for game_id in realms))
+        if games or self.hub.has_audience(topics):
+            self.hub.notify(games, topics, outgoing(message(kind, **fields)))
 
     def announce_tick(self, report: TickReport, elapsed_ms: float) -> None:
         text = outgoing(
@@ -464,6 +606,18 @@ class Orchestrator:
         chosen = entities.in_realm(realm) if realm is not None else list(entities)
         return [e.to_dict() for e in chosen if e.kind == "npc"]
 
+    def entities_page(self, params: Mapping[str, str]) -> dict[str, Any]:
+        query = EntityQuery.from_params(params)
+        found, page = self.multiverse.entities.query(query)
+        return {
+            "entities": [entity.to_dict() for entity in found],
+            "total": page.total,
+            "next_after": page.next_after,
+        }
+
+    def entity(self, entity_id: str) -> dict[str, Any]:
+        return self.multiverse.entities.get(entity_id).to_dict()
+
     def resolve(self, address: str) -> dict[str, Any]:
         if len(address) != 64 or any(c not in "0123456789abcdef" for c in address):
             raise InvalidField("address", "must be 64 lowercase hex digits")
@@ -477,6 +631,21 @@ class Orchestrator:
         if found is not None:
             return {"type": "event", "event": found.to_dict(redact=True)}
         raise NotFound(f"nothing has the address {address}", code="unknown_address")
+
+
+TRAVEL_MESSAGES: Final = {
+    TravelState.REQUESTED: "entity_updated",
+    TravelState.DEPARTING: "entity_departed",
+    TravelState.ARRIVED: "entity_arrived",
+    TravelState.ROLLED_BACK: "entity_returned",
+}
+
+
+def actor_of(principal: Principal) -> str | None:
+    """Who changes an entity: the game (its id) or the admin (None); the public may not."""
+    if principal.role is Role.PUBLIC:
+        raise Unauthenticated("this needs the admin token or a game key")
+    return None if principal.is_admin else principal.require_game()
 
 
 def restored_audience(event: CrossGameEvent, multiverse: Multiverse) -> Audience:

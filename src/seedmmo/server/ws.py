@@ -363,6 +363,50 @@ def act_heartbeat(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> 
     return message("ok", action="heartbeat", **orch.heartbeat(game_id))
 
 
+def act_spawn_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    entity = orch.create_entity(msg.get("entity", body_of(msg)), conn.principal)
+    return message("ok", action="spawn_entity", entity=entity.to_dict())
+
+
+def entity_id_of(msg: Mapping[str, Any]) -> str:
+    entity_id = msg.get("entity_id")
+    if not isinstance(entity_id, str):
+        raise InvalidField("entity_id", "must be a string")
+    return entity_id
+
+
+def act_update_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    entity_id = entity_id_of(msg)
+    changes = msg.get("changes")
+    if changes is None:
+        raise InvalidField("changes", "is required: the fields to change")
+    entity = orch.update_entity(entity_id, changes, conn.principal)
+    return message("ok", action="update_entity", entity=entity.to_dict())
+
+
+def act_remove_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    return message(
+        "ok", action="remove_entity", **orch.remove_entity(entity_id_of(msg), conn.principal)
+    )
+
+
+def act_travel(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any] | None:
+    """Accepted now, answered once durable, like ``publish_event``."""
+    body = {k: v for k, v in body_of(msg).items() if k != "entity_id"}
+    trip = orch.request_travel(entity_id_of(msg), body, conn.principal)
+    ref = msg.get("ref")
+
+    def answer(failure: SeedError | None) -> None:
+        if failure is not None:
+            reply = message("error", code=failure.code, message=failure.message, ref=ref)
+        else:
+            reply = message("ok", action="travel", **trip.reply(), ref=ref)
+        orch.hub.to_connection(conn, outgoing(reply))
+
+    orch.when_travel_acknowledged(trip, answer)
+    return None
+
+
 ACTIONS: Final[dict[str, Action]] = {
     "ping": act_ping,
     "auth": act_auth,
@@ -373,4 +417,8 @@ ACTIONS: Final[dict[str, Action]] = {
     "register_game": act_register_game,
     "publish_event": act_publish_event,
     "heartbeat": act_heartbeat,
+    "spawn_entity": act_spawn_entity,
+    "update_entity": act_update_entity,
+    "remove_entity": act_remove_entity,
+    "travel": act_travel,
 }

@@ -1,0 +1,134 @@
+"""Effects: what the core hands the runtime to carry out, in order (persist, send).
+
+Each effect names what happened; the runtime decides how it is stored and who is told.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from seedmmo.core.entities import Entity
+from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.realm import Realm, RealmState
+from seedmmo.core.travel import Travel
+
+__all__ = [
+    "Effect",
+    "EntityChanged",
+    "EntityRemoved",
+    "EntitySpawned",
+    "EventAccepted",
+    "GameRegistered",
+    "GameUnregistered",
+    "NpcActed",
+    "RealmStateChanged",
+    "TickCompleted",
+    "TickReport",
+    "TravelChanged",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    control_tick_id: int
+    started_at: str
+    games_synced: int
+    events_propagated: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "control_tick_id": self.control_tick_id,
+            "started_at": self.started_at,
+            "games_synced": self.games_synced,
+            "events_propagated": self.events_propagated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GameRegistered:
+    realm: Realm
+
+
+@dataclass(frozen=True, slots=True)
+class GameUnregistered:
+    realm: Realm
+
+
+@dataclass(frozen=True, slots=True)
+class RealmStateChanged:
+    realm: Realm
+    previous: RealmState
+    current: RealmState
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySpawned:
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
+class EntityChanged:
+    """A game or the admin changed an entity's name, coordinates, state or behaviour."""
+
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRemoved:
+    """`reason`: ``deleted`` (by its owner or the admin), ``realm_unregistered`` (its realm went
+    away with it in it, or it had to return to a realm that no longer exists)."""
+
+    entity: Entity
+    reason: str = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class TravelChanged:
+    """A travel entered `travel.state` (requested, departing, arrived, rolled_back); `travel`
+    is a copy taken then, so later ticks do not change what this effect says."""
+
+    entity: Entity
+    travel: Travel
+    tick: int
+
+
+@dataclass(frozen=True, slots=True)
+class NpcActed:
+    """An autonomous NPC did something on tick `tick`. `stage_changed`: it moved along the
+    horizon (or began a new lineage) with this action."""
+
+    entity: Entity
+    action: str
+    says: str | None
+    tick: int
+    stage_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EventAccepted:
+    event: CrossGameEvent
+
+
+@dataclass(frozen=True, slots=True)
+class TickCompleted:
+    """A finished control tick and the events it propagated, in offset order, each with its
+    `audience` resolved and `control_tick_id` set: the deliveries for the transport."""
+
+    report: TickReport
+    events: list[CrossGameEvent] = field(default_factory=list)
+
+
+Effect = (
+    GameRegistered
+    | GameUnregistered
+    | RealmStateChanged
+    | EntitySpawned
+    | EntityChanged
+    | EntityRemoved
+    | TravelChanged
+    | NpcActed
+    | EventAccepted
+    | TickCompleted
+)
