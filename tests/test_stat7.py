@@ -23,6 +23,7 @@ from seedmmo.core.stat7 import (
     address,
     canonical_bytes,
     format_float,
+    identity_address,
     identity_document,
 )
 from seedmmo.errors import InvalidField
@@ -187,6 +188,14 @@ def test_coordinates_round_trip(coordinate: Stat7) -> None:
     assert Stat7.from_dict(coordinate.to_dict()) == coordinate
     wire = json.loads(canonical_bytes(coordinate.to_dict()))
     assert Stat7.from_dict(wire) == coordinate
+
+
+@given(coordinates, st.dictionaries(st.text(max_size=6), json_values, max_size=4))
+def test_the_fast_identity_address_is_the_generic_one(coordinate: Stat7, state: Any) -> None:
+    assert coordinate.canonical_bytes() == canonical_bytes(coordinate.to_dict())
+    fields = {"created_at": "2026-11-26T00:00:00.000Z", "entity_type": "npc", "id": "n1"}
+    generic = address(identity_document(**fields, stat7=coordinate, state=state))
+    assert identity_address(**fields, stat7=coordinate, state=state) == generic
 
 
 def test_adjacency_is_sorted_and_unique() -> None:

@@ -145,7 +145,9 @@ class Behaviour:
         """New (resonance, velocity): velocity wanders by up to +-drift, resonance follows it."""
         velocity = _clamp(coordinate.velocity + rng.uniform(-self.drift, self.drift), -1.0, 1.0)
         resonance = _clamp(coordinate.resonance + velocity * self.drift, -1.0, 1.0)
-        return round8(resonance), round8(velocity)
+        # round() first: its result prints with at most 8 decimals, so round8 takes its fast
+        # path; round8 still has the last word, so the values are canonical either way
+        return round8(round(resonance, 8)), round8(round(velocity, 8))
 
 
 def next_life_stage(horizon: str, lineage: int) -> tuple[str, int]:

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 from seedmmo.core.behaviour import Behaviour, behaviour_from_value
 from seedmmo.core.entity_query import EntityColumns, EntityQuery, QueryPage
 from seedmmo.core.fields import check_id, check_known_fields, check_mapping, check_str
-from seedmmo.core.stat7 import Stat7, Stat7Uri, address, identity_document
+from seedmmo.core.stat7 import Stat7, Stat7Uri, identity_address
 from seedmmo.core.travel import Travel, TravelState
 from seedmmo.errors import Conflict, InvalidField, NotFound
 
@@ -138,14 +138,12 @@ class Entity:
             del self.history[0]
 
     def readdress(self) -> str:
-        self.stat7_address = address(
-            identity_document(
-                created_at=self.created_at,
-                entity_type=self.kind,
-                id=self.id,
-                stat7=self.stat7,
-                state=self.state,
-            )
+        self.stat7_address = identity_address(
+            created_at=self.created_at,
+            entity_type=self.kind,
+            id=self.id,
+            stat7=self.stat7,
+            state=self.state,
         )
         return self.stat7_address
 

@@ -17,7 +17,6 @@ is scheduled by :meth:`NpcRunner.schedule`.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from seedmmo.core.behaviour import next_life_stage
 from seedmmo.core.effects import Effect, NpcActed
 from seedmmo.core.entities import Entity, EntityIndex
 from seedmmo.core.registry import RealmRegistry
+from seedmmo.core.stat7 import Stat7
 from seedmmo.core.travel import TravelRequest
 from seedmmo.core.travel_desk import TravelDesk, reachable
 
@@ -104,8 +104,15 @@ class NpcRunner:
         if stage_changed:
             entity.acts = 0
             horizon, lineage = next_life_stage(horizon, lineage)
-        entity.stat7 = dataclasses.replace(
-            coordinate, resonance=resonance, velocity=velocity, horizon=horizon, lineage=lineage
+        # the values are valid by construction: skip the validating constructor (hot path)
+        entity.stat7 = Stat7(
+            coordinate.realm,
+            lineage,
+            coordinate.adjacency,
+            horizon,
+            resonance,
+            velocity,
+            coordinate.density,
         )
         state = dict(entity.state)
         state["last_action"] = action.name

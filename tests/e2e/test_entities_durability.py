@@ -1,0 +1,91 @@
+"""Entities survive restarts: NPCs stay where they were and keep their lifecycle stage, and an
+acknowledged travel survives kill -9."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seedmmo.core.stat7 import HORIZONS
+
+from ..server.conftest import wait_for
+from .server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+FAST = {
+    "actions": [{"name": "hums", "mood": "busy"}],
+    "every_ticks": [1, 1],
+    "stage_actions": 2,
+    "journey_chance": 0.0,
+}
+
+
+def progress(entity: dict[str, Any]) -> int:
+    """How far along its life an NPC is: lineage, then horizon stage."""
+    return entity["stat7"]["lineage"] * len(HORIZONS) + HORIZONS.index(entity["stat7"]["horizon"])
+
+
+def entity(server: ServerProcess, entity_id: str) -> dict[str, Any]:
+    response = server.http.get(f"/api/entities/{entity_id}")
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--tick-ms", "20")
+    try:
+        key = server.register("alpha")
+        auth = {"Authorization": f"Bearer {key}"}
+        assert server.http.post("/api/games/alpha/heartbeat", headers=auth).status_code == 200
+        hummer = server.http.post(
+            "/api/entities",
+            json={"kind": "npc", "name": "Hummer", "realm": "demo_tavern", "behaviour": FAST},
+            headers=server.admin(),
+        ).json()
+        ada = server.http.post(
+            "/api/entities", json={"kind": "player", "name": "Ada"}, headers=auth
+        )
+        assert ada.status_code == 201
+        trip = server.http.post(
+            f"/api/entities/{ada.json()['id']}/travel",
+            json={"to_game_id": "demo_forest", "duration_ticks": 30_000},
+            headers=auth,
+        )
+        assert trip.status_code == 202, trip.text
+        # the NPC lives a few stages; then wait past a flush (every 10 ticks) and kill -9
+        seen = wait_for(lambda: (e := entity(server, hummer["id"])) and progress(e) >= 6 and e)
+        tick = server.http.get("/api/health").json()["control_tick"]
+        wait_for(lambda: server.http.get("/api/health").json()["control_tick"] >= tick + 25)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+    finally:
+        server.stop()
+
+    restarted = ServerProcess(data, "--tick-ms", "20")
+    try:
+        back = entity(restarted, hummer["id"])
+        assert back["realm"] == "demo_tavern" and progress(back) >= progress(seen)
+        assert len(back["history"]) >= len(seen["history"]) - 1  # newest 20 are kept
+        travelled = entity(restarted, ada.json()["id"])
+        assert travelled["travel"]["travel_id"] == trip.json()["travel_id"]
+        assert travelled["travel"]["state"] in {"requested", "departing"}
+        assert restarted.http.get("/api/npcs").json()["total"] == 7  # none lost, none doubled
+        # a clean stop writes the newest NPC state: the next start shows exactly that
+        restarted.http.patch(
+            f"/api/entities/{hummer['id']}", json={"behaviour": None}, headers=restarted.admin()
+        )
+        frozen = entity(restarted, hummer["id"])
+    finally:
+        assert restarted.stop() == 0
+    again = ServerProcess(data, "--tick-ms", "20")
+    try:
+        assert entity(again, hummer["id"]) == frozen
+        wait_for(lambda: entity(again, ada.json()["id"])["travel"]["state"] == "departing")
+    finally:
+        again.stop()
