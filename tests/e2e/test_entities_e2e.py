@@ -1,13 +1,16 @@
-"""Entities survive restarts: NPCs stay where they were and keep their lifecycle stage, and an
-acknowledged travel survives kill -9."""
+"""Entities end to end on a real server: travel between two games over real sockets; NPCs stay
+where they were and keep their lifecycle stage across restarts; acknowledged travel survives
+kill -9."""
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync.client import connect
 
 from seedmmo.core.stat7 import HORIZONS
 
@@ -89,3 +92,38 @@ def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
         wait_for(lambda: entity(again, ada.json()["id"])["travel"]["state"] == "departing")
     finally:
         again.stop()
+
+
+def test_a_player_travels_between_two_games_over_real_sockets(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--tick-ms", "20", "--no-demo")
+    try:
+        keys = {game: server.register(game) for game in ("alpha", "beta")}
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        with connect(url, open_timeout=5) as alpha, connect(url, open_timeout=5) as beta:
+            for ws, game in ((alpha, "alpha"), (beta, "beta")):
+                assert json.loads(ws.recv(timeout=5))["event_type"] == "welcome"
+                ws.send(json.dumps({"action": "auth", "token": keys[game]}))
+                assert json.loads(ws.recv(timeout=5))["event_type"] == "ok"  # online now
+            auth = {"Authorization": f"Bearer {keys['alpha']}"}
+            ada = server.http.post(
+                "/api/entities", json={"kind": "player", "name": "Ada"}, headers=auth
+            ).json()
+            trip = server.http.post(
+                f"/api/entities/{ada['id']}/travel", json={"to_game_id": "beta"}, headers=auth
+            )
+            assert trip.status_code == 202, trip.text
+            departed = next_of(alpha, "entity_departed")
+            arrived = next_of(beta, "entity_arrived")
+            assert departed["travel"]["travel_id"] == arrived["travel"]["travel_id"]
+            assert arrived["entity"]["location"] == "beta"
+        assert entity(server, ada["id"])["realm"] == "beta"
+    finally:
+        server.stop()
+
+
+def next_of(ws: Any, event_type: str) -> dict[str, Any]:
+    for _ in range(500):
+        msg: dict[str, Any] = json.loads(ws.recv(timeout=5))
+        if msg["event_type"] == event_type:
+            return msg
+    raise AssertionError(f"no {event_type}")
