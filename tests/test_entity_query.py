@@ -39,6 +39,14 @@ def matches(row: Row, query: EntityQuery) -> bool:
     return all(low <= getattr(row, name) <= high for name, low, high in query.ranges)
 
 
+def text_filter(query: EntityQuery) -> Any:
+    """What the entity index passes for `q` (here ids stand in for names)."""
+    if query.q is None:
+        return None
+    text = query.q
+    return lambda entity_id: text in entity_id
+
+
 queries = st.builds(
     EntityQuery,
     kind=st.none() | st.sampled_from(["npc", "player"]),
@@ -51,6 +59,7 @@ queries = st.builds(
         max_size=2,
     ).map(tuple),
     limit=st.integers(1, 7),
+    q=st.none() | st.sampled_from(["1", "2", "e1"]),
 )
 
 operations = st.lists(
@@ -104,12 +113,19 @@ def test_paging_through_a_query_yields_exactly_the_matches_in_creation_order(
                     entity_id, row.horizon, row.lineage, row.resonance, row.velocity, 0.5
                 )
     expected = [eid for eid, row in sorted(model.items(), key=lambda i: i[1].seq)]
-    expected = [eid for eid in expected if matches(model[eid], query)]
+    expected = [
+        eid
+        for eid in expected
+        if matches(model[eid], query) and (query.q is None or query.q in eid)
+    ]
     seen: list[str] = []
     cursor = 0
     for _ in range(len(expected) + 2):
         page = columns.query(
-            EntityQuery(query.kind, query.realm, query.horizon, query.ranges, query.limit, cursor)
+            EntityQuery(
+                query.kind, query.realm, query.horizon, query.ranges, query.limit, cursor, query.q
+            ),
+            text_filter(query),
         )
         assert page.total == len(expected)
         assert len(page.ids) <= query.limit
@@ -138,6 +154,7 @@ def test_parameters_are_validated_and_named() -> None:
         ({"after": "-1"}, "after"),
         ({"colour": "red"}, "colour"),
         ({"realm": "../etc"}, "realm"),
+        ({"q": "x" * 101}, "q"),
     ]:
         with pytest.raises(InvalidField) as caught:
             EntityQuery.from_params(params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,9 @@ def test_pages_are_served(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "Interim page" in response.text  # says so until the pages issue lands
+    assert "Interim" not in response.text
+    for script in re.findall(r'src="(/[^"]+\.js)"', response.text):  # what the page loads
+        assert client.get(script).status_code == 200, script
 
 
 @pytest.mark.parametrize(

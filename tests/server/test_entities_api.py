@@ -91,6 +91,10 @@ def test_entity_queries_filter_and_page(client: TestClient) -> None:
         if after is None:
             break
     assert names == ["p2", "p3", "p4", "p5", "p6"]
+    found = client.get("/api/entities", params={"q": "P3", "realm": "alpha"}).json()
+    assert [e["name"] for e in found["entities"]] == ["p3"] and found["total"] == 1
+    bards = client.get("/api/entities", params={"q": "songweaver"}).json()
+    assert [e["id"] for e in bards["entities"]] == ["npc_tavern_bard"]
     peak = client.get("/api/entities", params={"realm": "alpha", "horizon": "peak"}).json()
     assert [e["name"] for e in peak["entities"]] == ["p1", "p3", "p5"]
     npcs = client.get("/api/entities", params={"kind": "npc"}).json()

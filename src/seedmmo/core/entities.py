@@ -264,5 +264,13 @@ class EntityIndex:
         return self._by_realm
 
     def query(self, query: EntityQuery) -> tuple[list[Entity], QueryPage]:
-        page = self._columns.query(query)
+        accept = None
+        if query.q is not None:
+            text = query.q
+            by_id = self._by_id
+
+            def accept(entity_id: str) -> bool:
+                return text in entity_id.casefold() or text in by_id[entity_id].name.casefold()
+
+        page = self._columns.query(query, accept)
         return [self._by_id[i] for i in page.ids], page

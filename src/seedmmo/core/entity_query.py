@@ -11,7 +11,7 @@ order is creation order, and ``after`` (a creation sequence number) is a binary 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,7 +35,7 @@ _RANGES: Final = {
     "density": (0.0, 1.0, float),
 }
 PARAMS: Final = frozenset(
-    {"kind", "realm", "horizon", "limit", "after"}
+    {"kind", "realm", "horizon", "q", "limit", "after"}
     | {f"{name}_{end}" for name in _RANGES for end in ("min", "max")}
 )
 
@@ -50,6 +50,7 @@ class EntityQuery:
     ranges: tuple[tuple[str, float, float], ...] = ()  # (column, low, high), inclusive
     limit: int = 100
     after: int = 0
+    q: str | None = None  # text in the id or name, any case
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> EntityQuery:
@@ -77,6 +78,9 @@ class EntityQuery:
             if lo > hi:
                 raise InvalidField(f"{name}_min", f"must not be above {name}_max")
             ranges.append((name, float(lo), float(hi)))
+        q = params.get("q") or None
+        if q is not None and len(q) > 100:
+            raise InvalidField("q", "at most 100 characters")
         limit = _number(params, "limit", 1, MAX_LIMIT, int)
         after = _number(params, "after", 0, 2**62, int)
         return cls(
@@ -86,6 +90,7 @@ class EntityQuery:
             ranges=tuple(ranges),
             limit=100 if limit is None else int(limit),
             after=0 if after is None else int(after),
+            q=None if q is None else q.casefold(),
         )
 
 
@@ -211,7 +216,9 @@ class EntityColumns:
         self._dead = 0
         self._slot = {entity_id: i for i, entity_id in enumerate(self._ids) if entity_id}
 
-    def query(self, query: EntityQuery) -> QueryPage:
+    def query(self, query: EntityQuery, accept: Callable[[str], bool] | None = None) -> QueryPage:
+        """The page of `query`; `accept` (an entity id -> bool) filters further, in Python, over
+        the matches of the columns only (text search)."""
         n = self._size
         col = self._col
         mask = col["alive"][:n].copy()
@@ -228,6 +235,8 @@ class EntityColumns:
             column = col[name][:n]
             mask &= column >= low
             mask &= column <= high
+        if accept is not None:
+            return self._filtered_page(mask, query, accept)
         total = int(np.count_nonzero(mask))
         start = int(np.searchsorted(col["seq"][:n], query.after, side="right"))
         found = np.flatnonzero(mask[start:])[: query.limit + 1]
@@ -236,3 +245,18 @@ class EntityColumns:
         ids = [self._ids[slot] for slot in slots]
         next_after = int(col["seq"][slots[-1]]) if more and slots else None
         return QueryPage([i for i in ids if i is not None], total, next_after)
+
+    def _filtered_page(
+        self, mask: npt.NDArray[Any], query: EntityQuery, accept: Callable[[str], bool]
+    ) -> QueryPage:
+        ids = self._ids
+        seq = self._col["seq"]
+        slots = [slot for slot in np.flatnonzero(mask).tolist() if accept(ids[slot] or "")]
+        later = [slot for slot in slots if int(seq[slot]) > query.after]
+        page = later[: query.limit]
+        more = len(later) > query.limit
+        return QueryPage(
+            [ids[slot] or "" for slot in page],
+            len(slots),
+            int(seq[page[-1]]) if more and page else None,
+        )

@@ -132,6 +132,12 @@ async def health(request: Request) -> Response:
     return reply(body, status)
 
 
+@router.get("/whoami", summary="Who the credentials belong to: admin, a game, or public")
+async def whoami(request: Request) -> Response:
+    principal = principal_of(request)  # 401 for a token that is neither
+    return reply({"role": principal.role.value, "game_id": principal.game_id})
+
+
 @router.get("/stats", summary="Universe counters, tick timing, clients")
 async def stats(request: Request) -> Response:
     return reply(orchestrator_of(request).stats())
@@ -264,6 +270,7 @@ def _range_params() -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["npc", "player"]}},
         {"name": "realm", "in": "query", "schema": STR},
+        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
         {"name": "horizon", "in": "query", "schema": {"type": "string", "enum": list(HORIZONS)}},
         {
             "name": "limit",

@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -166,7 +167,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             allow_credentials=False,
         )
@@ -174,8 +175,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(router)
     app.include_router(metrics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
+    app.add_api_route("/", dashboard, methods=["GET"], include_in_schema=False)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="pages")
     return app
+
+
+async def dashboard() -> FileResponse:
+    """``/`` is the admin dashboard, the same page as ``/phase6c_dashboard.html``."""
+    return FileResponse(WEB_DIR / "phase6c_dashboard.html")
 
 
 class CountRequests:

@@ -1,0 +1,171 @@
+// The entity viewer: a filtered, paged entity list from GET /api/entities, a detail panel, and
+// live updates from the `entities` topic.
+import { api, el, fmt, live, showState } from "/common.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 50;
+
+let cursors = [""]; // the `after` of each page seen so far: going back is popping
+let nextAfter = null;
+let shown = new Map(); // id -> entity on this page
+let selectedId = null;
+let reloadTimer = null;
+
+function filters() {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData($("filters")).entries()) {
+    if (String(value).trim() !== "") params.set(key, String(value).trim());
+  }
+  return params;
+}
+
+async function loadPage() {
+  const params = filters();
+  params.set("limit", String(PAGE));
+  params.set("after", cursors[cursors.length - 1]);
+  try {
+    const page = await api(`/api/entities?${params}`);
+    $("filter-message").textContent = "";
+    $("filter-message").className = "message";
+    nextAfter = page.next_after;
+    shown = new Map(page.entities.map((e) => [e.id, e]));
+    $("total").textContent = String(page.total);
+    const first = (cursors.length - 1) * PAGE + (page.entities.length ? 1 : 0);
+    $("page-info").textContent = page.total ? `(${first}–${first + page.entities.length - (page.entities.length ? 1 : 0)})` : "";
+    $("rows").replaceChildren(...page.entities.map(row));
+    $("prev").disabled = cursors.length <= 1;
+    $("next").disabled = nextAfter === null;
+  } catch (err) {
+    $("filter-message").textContent = err.field ? `${err.field}: ${err.message}` : err.message;
+    $("filter-message").className = "message error";
+  }
+}
+
+function row(entity) {
+  const s = entity.stat7;
+  return el(
+    "tr",
+    {
+      className: "clickable" + (entity.id === selectedId ? " selected" : ""),
+      dataset: { id: entity.id },
+      onclick: () => select(entity.id),
+    },
+    el("td", { className: "wrap" }, entity.name),
+    el("td", {}, entity.kind),
+    el("td", {}, entity.location ?? `→ ${entity.travel ? entity.travel.to : "?"}`),
+    el("td", {}, s.horizon),
+    el("td", { className: "hide-small" }, s.lineage),
+    el("td", { className: "hide-small" }, fmt(s.resonance, 3)),
+    el("td", { className: "hide-small" }, fmt(s.velocity, 3)),
+    el("td", { className: "hide-small" }, fmt(s.density, 3)),
+  );
+}
+
+async function select(id) {
+  selectedId = id;
+  for (const tr of $("rows").children) tr.classList.toggle("selected", tr.dataset.id === id);
+  try {
+    showDetail(await api(`/api/entities/${encodeURIComponent(id)}`));
+  } catch (err) {
+    $("detail-title").textContent = err.status === 404 ? "That entity is gone" : err.message;
+    $("detail-fields").replaceChildren();
+  }
+}
+
+function showDetail(entity) {
+  const s = entity.stat7;
+  const pair = (k, v) => [el("dt", {}, k), el("dd", {}, v)];
+  $("detail-title").textContent = entity.name;
+  $("detail-fields").replaceChildren(
+    ...[
+      pair("id", entity.id),
+      pair("kind", entity.kind),
+      pair("realm", entity.realm),
+      pair("location", entity.location ?? "in transit"),
+      pair("travel", entity.travel ? `${entity.travel.state}: ${entity.travel.from} → ${entity.travel.to}, arrives tick ${entity.travel.arrives_tick}` : "–"),
+      pair("STAT7 realm", s.realm),
+      pair("lineage", s.lineage),
+      pair("adjacency", s.adjacency.join(", ") || "–"),
+      pair("horizon", s.horizon),
+      pair("resonance", fmt(s.resonance, 4)),
+      pair("velocity", fmt(s.velocity, 4)),
+      pair("density", fmt(s.density, 4)),
+      pair("address", entity.stat7_address),
+      pair("URI", entity.stat7_uri),
+      pair("created", entity.created_at),
+      pair("behaviour", entity.behaviour ? entity.behaviour.actions.map((a) => a.name).join(", ") : "–"),
+    ].flat(),
+  );
+  $("detail-state").textContent = JSON.stringify(entity.state, null, 2);
+  $("detail-history").replaceChildren(
+    ...[...entity.history].reverse().map((h) => {
+      const { tick, what, ...rest } = h;
+      const detail = Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(" ");
+      return el("li", {}, el("span", { className: "kind" }, `tick ${tick}`), `${what} ${detail}`);
+    }),
+  );
+}
+
+/** Reload the page soon (many messages in a burst cost one request). */
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(loadPage, 300);
+}
+
+async function loadRealms() {
+  const { realms } = await api("/api/realms");
+  const current = $("realm-filter").value;
+  $("realm-filter").replaceChildren(
+    el("option", { value: "" }, "any"),
+    ...realms.map((r) => el("option", { value: r.game_id }, `${r.game_id} (${r.realm_id})`)),
+  );
+  $("realm-filter").value = current;
+}
+
+live({
+  topics: ["entities", "realms"],
+  onState: (state) => showState($("ws-state"), state),
+  onMessage(msg) {
+    const id = msg.entity ? msg.entity.id : msg.entity_id;
+    if (msg.event_type === "welcome") {
+      loadPage();
+      return;
+    }
+    if (msg.event_type === "game_registered" || msg.event_type === "game_unregistered") {
+      loadRealms();
+      return;
+    }
+    if (msg.event_type === "npc_action" && shown.has(id)) {
+      const entity = shown.get(id);
+      Object.assign(entity.stat7, { horizon: msg.horizon, lineage: msg.lineage, resonance: msg.resonance, velocity: msg.velocity, density: msg.density });
+      const old = $("rows").querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+      if (old) old.replaceWith(row(entity));
+    } else if (msg.event_type.startsWith("entity_")) {
+      reloadSoon(); // spawned, removed, moved: the page's membership may change
+    }
+    if (id && id === selectedId && msg.event_type !== "ok") select(id);
+  },
+});
+
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  cursors = [""];
+  loadPage();
+});
+$("filters").addEventListener("reset", () => {
+  setTimeout(() => {
+    cursors = [""];
+    loadPage();
+  });
+});
+$("next").addEventListener("click", () => {
+  if (nextAfter === null) return;
+  cursors.push(String(nextAfter));
+  loadPage();
+});
+$("prev").addEventListener("click", () => {
+  if (cursors.length > 1) cursors.pop();
+  loadPage();
+});
+
+loadRealms();
