@@ -75,11 +75,34 @@ def test_dashboard_is_live_and_its_admin_actions_work(
     page.fill("#publish-form [name=data]", "{not json")
     page.click("#publish-form button[type=submit]")
     expect(page.locator("#publish-message")).to_contain_text("not valid JSON")
+    unregister = page.locator("#realms tr[data-game-id=dash_game] button")
+    unregister.click()
+    expect(unregister).to_have_text("sure?")
+    unregister.click()
+    expect(realms).not_to_contain_text(XSS_NAME, timeout=REACT_MS)
 
     watched.screenshot("dashboard-1280x720")
     watched.screenshot("dashboard-phone", viewport=PHONE)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"] + 1, f"the dashboard scrolls sideways on a phone ({width}px)"
+
+
+def test_a_dropped_connection_resumes_without_losing_or_repeating_events(
+    watched: Watched, server: ServerProcess
+) -> None:
+    page = watched.page
+    key = register(server, "resume_game")
+    watched.open("/")
+    expect(page.locator("#ws-state")).to_have_text("live")
+    page.evaluate("() => seedmmoDashboard.connection.drop()")
+    expect(page.locator("#ws-state")).to_contain_text("reconnecting")
+    for n in range(3):  # published while the page is away
+        sent = server.http.post("/api/events", json={"event_type": f"gap_{n}"}, headers=bearer(key))
+        assert sent.status_code == 202
+    expect(page.locator("#ws-state")).to_have_text("live")
+    feed = page.locator("#feed li")
+    for n in range(3):
+        expect(feed.filter(has_text=f"gap_{n}")).to_have_count(1)
 
 
 def test_dashboard_is_also_at_its_report_name(watched: Watched) -> None:
@@ -143,7 +166,8 @@ def test_map_draws_realms_npcs_events_and_travel(watched: Watched, server: Serve
         f"() => seedmmoMap.travelling().includes({ada['id']!r})", timeout=REACT_MS
     )
 
-    page.evaluate("() => seedmmoMap.select('realm', 'demo_tavern')")
+    where = page.evaluate("() => seedmmoMap.screenPosition('realm', 'demo_tavern')")
+    page.mouse.click(where["x"], where["y"])  # click the node, as a person would
     details = page.locator("#details")
     expect(details).to_be_visible()
     expect(details).to_contain_text("The Golden Dragon Tavern")

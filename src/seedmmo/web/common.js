@@ -146,6 +146,10 @@ export function live({ topics, onMessage, onState = () => {} }) {
       while (stats.rateWindow.length && now - stats.rateWindow[0] > 5000) stats.rateWindow.shift();
       return stats.rateWindow.length / 5;
     },
+    /** Drop the connection as a network failure would (it reconnects and resumes). */
+    drop() {
+      if (socket) socket.close();
+    },
     send(obj) {
       if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(obj));
     },

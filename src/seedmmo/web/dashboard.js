@@ -75,8 +75,8 @@ function realmRow(realm) {
         className: "danger",
         type: "button",
         disabled: !canAct,
-        title: canAct ? "unregister this realm" : "enter the admin token first",
-        onclick: () => unregister(realm.game_id),
+        title: canAct ? "unregister this realm (click twice)" : "enter the admin token first",
+        onclick: (event) => unregister(realm.game_id, event.currentTarget),
       }, "unregister"),
     ),
   );
@@ -246,8 +246,17 @@ $("register-form").addEventListener("submit", async (event) => {
   }
 });
 
-async function unregister(gameId) {
-  if (!confirm(`Unregister ${gameId}? Its entities leave with it.`)) return;
+async function unregister(gameId, button) {
+  // two clicks, not a confirm() dialog: the first arms the button for a few seconds
+  if (!button.dataset.armed) {
+    button.dataset.armed = "yes";
+    button.textContent = "sure?";
+    setTimeout(() => {
+      delete button.dataset.armed;
+      button.textContent = "unregister";
+    }, 4000);
+    return;
+  }
   try {
     await api(`/api/games/${encodeURIComponent(gameId)}`, { method: "DELETE", token: adminToken.get() });
     gameKeys.remove(gameId);

@@ -476,6 +476,14 @@ window.seedmmoMap = {
   realmCount: () => realms.size,
   entityCount: () => entities.size,
   arcCount: () => arcs.length,
+  /** Where a realm or entity is drawn, in page pixels (to click it as a person would). */
+  screenPosition(type, id) {
+    const mesh = type === "realm" ? realms.get(id)?.mesh : entities.get(id)?.mesh;
+    if (!mesh) return null;
+    const p = mesh.position.clone().project(camera);
+    const rect = renderer.domElement.getBoundingClientRect();
+    return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
+  },
   travelling: () => [...travellers.keys()],
   select,
   pixels() {

@@ -10,6 +10,7 @@ let nextAfter = null;
 let shown = new Map(); // id -> entity on this page
 let selectedId = null;
 let reloadTimer = null;
+let latestRequest = 0; // only the newest request's answer is shown (older ones may land later)
 
 function filters() {
   const params = new URLSearchParams();
@@ -23,8 +24,10 @@ async function loadPage() {
   const params = filters();
   params.set("limit", String(PAGE));
   params.set("after", cursors[cursors.length - 1]);
+  const request = ++latestRequest;
   try {
     const page = await api(`/api/entities?${params}`);
+    if (request !== latestRequest) return;
     $("filter-message").textContent = "";
     $("filter-message").className = "message";
     nextAfter = page.next_after;
@@ -36,6 +39,7 @@ async function loadPage() {
     $("prev").disabled = cursors.length <= 1;
     $("next").disabled = nextAfter === null;
   } catch (err) {
+    if (request !== latestRequest) return;
     $("filter-message").textContent = err.field ? `${err.field}: ${err.message}` : err.message;
     $("filter-message").className = "message error";
   }
