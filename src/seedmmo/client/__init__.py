@@ -1,0 +1,31 @@
+"""The game developer's client: ``connect`` (asyncio) and ``SyncGameClient`` (threads), both
+driving the sans-I/O :class:`~seedmmo.client.session.Session`."""
+
+from seedmmo.client.asyncio import GameClient, connect
+from seedmmo.client.session import (
+    Backoff,
+    ClientError,
+    Connected,
+    ConnectionLost,
+    EntityNews,
+    Event,
+    Resync,
+    Session,
+    Tick,
+)
+from seedmmo.client.sync import SyncGameClient
+
+__all__ = [
+    "Backoff",
+    "ClientError",
+    "Connected",
+    "ConnectionLost",
+    "EntityNews",
+    "Event",
+    "GameClient",
+    "Resync",
+    "Session",
+    "SyncGameClient",
+    "Tick",
+    "connect",
+]

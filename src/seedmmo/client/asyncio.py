@@ -1,0 +1,268 @@
+"""The asyncio client for games: a few lines to join the multiverse.
+
+::
+
+    from seedmmo.client import connect
+
+    async with connect("ws://127.0.0.1:8000/ws", game_key=KEY) as game:
+        ack = await game.publish("trade_offer", target="demo_tavern", data={"gold": 5})
+        async for item in game:        # Tick, Event, EntityNews, Resync, Connected
+            ...
+
+It reconnects by itself (with backoff) and resumes from the last event it delivered: each event
+is delivered once, in offset order, across dropped connections and server restarts (see
+:mod:`seedmmo.client.session`, which makes every decision; this module only does the I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from seedmmo.client.session import (
+    Backoff,
+    ClientError,
+    Connected,
+    Deliver,
+    Fatal,
+    Item,
+    Output,
+    Resolve,
+    Send,
+    Session,
+)
+
+__all__ = ["GameClient", "connect"]
+
+_CLOSED = object()
+
+
+class GameClient:
+    """One game's connection to a seedmmo server. Use it with ``async with``."""
+
+    def __init__(
+        self,
+        url: str,
+        game_key: str,
+        *,
+        topics: tuple[str, ...] = ("ticks",),
+        heartbeat_s: float = 5.0,
+        backoff: Backoff | None = None,
+        since: int | None = None,
+        epoch: str | None = None,
+    ) -> None:
+        self.url = url
+        self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
+        self.heartbeat_s = heartbeat_s
+        self._items: asyncio.Queue[Any] = asyncio.Queue()
+        self._futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._ws: ClientConnection | None = None
+        self._ready = asyncio.Event()
+        self._fatal: ClientError | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> GameClient:
+        self._tasks = [
+            asyncio.create_task(self._run(), name="seedmmo-client"),
+            asyncio.create_task(self._beat(), name="seedmmo-heartbeat"),
+        ]
+        await self.wait_ready()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_ready(self) -> None:
+        """Until the connection is ready (raises the reason if it never can be)."""
+        await self._ready.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    @property
+    def game_id(self) -> str | None:
+        return self.session.game_id
+
+    @property
+    def last_offset(self) -> int | None:
+        return self.session.last_offset
+
+    async def drop_connection(self) -> None:
+        """Close the socket as a network failure would: the client reconnects and resumes."""
+        if self._ws is not None:
+            await self._ws.close(code=4000, reason="dropped by the client")
+
+    # ------------------------------------------------------------------ what arrives
+
+    def __aiter__(self) -> AsyncIterator[Item]:
+        return self
+
+    async def __anext__(self) -> Item:
+        item = await self._items.get()
+        if item is _CLOSED:
+            self._items.put_nowait(_CLOSED)  # every later call ends too
+            if self._fatal is not None:
+                raise self._fatal
+            raise StopAsyncIteration
+        result: Item = item
+        return result
+
+    async def next(self, timeout: float | None = None) -> Item:
+        """The next item, waiting at most `timeout` seconds (TimeoutError after)."""
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    # ------------------------------------------------------------------ requests
+
+    async def request(self, action: str, **fields: Any) -> dict[str, Any]:
+        """Send an action and return the server's ``ok`` reply (ClientError if refused)."""
+        if self._fatal is not None:
+            raise self._fatal
+        ref, outputs = self.session.request(action, **fields)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._futures[ref] = future
+        await self._carry_out(outputs)
+        return await future
+
+    async def publish(
+        self,
+        event_type: str,
+        *,
+        target: str | None = None,
+        selector: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        visibility: str | None = None,
+    ) -> dict[str, Any]:
+        """Publish a cross-game event; returns ``{event_id, offset, accepted_tick}`` once it is
+        durable. No `target` and no `selector`: a broadcast."""
+        fields: dict[str, Any] = {"event_type": event_type, "data": data or {}}
+        if target is not None:
+            fields["target_game_id"] = target
+        if selector is not None:
+            fields["selector"] = selector
+        if visibility is not None:
+            fields["visibility"] = visibility
+        return await self.request("publish_event", **fields)
+
+    async def spawn_entity(self, **entity: Any) -> dict[str, Any]:
+        """Create an NPC or player in this game's realm; returns the entity."""
+        reply = await self.request("spawn_entity", entity=entity)
+        created: dict[str, Any] = reply["entity"]
+        return created
+
+    async def update_entity(self, entity_id: str, **changes: Any) -> dict[str, Any]:
+        reply = await self.request("update_entity", entity_id=entity_id, changes=changes)
+        updated: dict[str, Any] = reply["entity"]
+        return updated
+
+    async def remove_entity(self, entity_id: str) -> None:
+        await self.request("remove_entity", entity_id=entity_id)
+
+    async def travel(
+        self,
+        entity_id: str,
+        to_game_id: str,
+        *,
+        idempotency_key: str | None = None,
+        duration_ticks: int | None = None,
+    ) -> dict[str, Any]:
+        """Send an entity to another realm; returns ``{travel_id, from, to, arrives_tick}`` once
+        the request is durable. Retrying with the same `idempotency_key` is safe."""
+        fields: dict[str, Any] = {"entity_id": entity_id, "to_game_id": to_game_id}
+        if idempotency_key is not None:
+            fields["idempotency_key"] = idempotency_key
+        if duration_ticks is not None:
+            fields["duration_ticks"] = duration_ticks
+        return await self.request("travel", **fields)
+
+    # ------------------------------------------------------------------ I/O
+
+    async def _run(self) -> None:
+        session = self.session
+        while not self._stopping:
+            close_code: int | None = None
+            try:
+                async with websockets.connect(self.url, max_size=2**22) as ws:
+                    self._ws = ws
+                    session.connection_opened()
+                    async for text in ws:
+                        await self._carry_out(session.receive(text))
+                    close_code = ws.close_code
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
+                close_code = None
+            finally:
+                self._ws = None
+            if self._stopping:
+                break
+            delay, outputs = session.connection_lost(close_code)
+            await self._carry_out(outputs)
+            if delay is None or self._fatal is not None:
+                break
+            await asyncio.sleep(delay)  # the backoff before reconnecting
+        self._items.put_nowait(_CLOSED)
+        self._ready.set()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await self._carry_out(self.session.heartbeat())
+
+    async def _carry_out(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Send):
+                if self._ws is not None:
+                    with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                        await self._ws.send(orjson.dumps(output.message).decode())
+            elif isinstance(output, Deliver):
+                if isinstance(output.item, Connected):
+                    self._ready.set()
+                self._items.put_nowait(output.item)
+            elif isinstance(output, Resolve):
+                future = self._futures.pop(output.ref, None)
+                if future is not None and not future.done():
+                    if output.error is not None:
+                        future.set_exception(output.error)
+                    else:
+                        future.set_result(output.result or {})
+            elif isinstance(output, Fatal):
+                self._fatal = output.error
+                self._stopping = True
+                for future in self._futures.values():
+                    if not future.done():
+                        future.set_exception(output.error)
+                self._futures.clear()
+                self._ready.set()
+                if self._ws is not None:
+                    await self._ws.close()
+
+
+def connect(
+    url: str,
+    *,
+    game_key: str,
+    topics: tuple[str, ...] = ("ticks",),
+    heartbeat_s: float = 5.0,
+    backoff: Backoff | None = None,
+) -> GameClient:
+    """``async with connect(url, game_key=...) as game:`` (see the module docstring)."""
+    return GameClient(url, game_key, topics=topics, heartbeat_s=heartbeat_s, backoff=backoff)

@@ -1,0 +1,345 @@
+"""The client's decisions, without I/O: what to send on connect, what each server message means,
+when to retry. The asyncio and threaded clients only move bytes and time for it.
+
+One connection goes ``welcome -> auth -> subscribe -> ready``. On every (re)connect the session
+authenticates with the game key, then subscribes with ``since`` = the last offset it delivered
+(on the first connect: the offset the welcome announced) and the epoch. The server then replays
+every event after that offset which the game would have received, exactly once, followed by live
+ones. Events that arrive before the subscription is acknowledged are dropped: the replay brings
+them again, in order. An event whose offset is not above the last delivered one is a duplicate
+and is dropped. So across any number of reconnects the application sees each event once, in
+offset order, unless the server says it cannot (``Resync``: the offset is no longer retained or
+the server's epoch changed).
+
+Requests (publish, travel, ...) carry a ``ref``; their answers resolve them. A request still
+unanswered when the connection drops fails with :class:`ConnectionLost`: it may or may not have
+been accepted (an event has no idempotency key; a travel does, so retry travel with the same
+key). Entity news (``entity_arrived`` and the like) is live only; after a reconnect
+(:class:`Connected` with ``resumed=True``) read the entities again if you need them exact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+__all__ = [
+    "Backoff",
+    "ClientError",
+    "Connected",
+    "ConnectionLost",
+    "Deliver",
+    "EntityNews",
+    "Event",
+    "Fatal",
+    "Output",
+    "Resolve",
+    "Resync",
+    "Send",
+    "Session",
+    "Tick",
+]
+
+ENTITY_NEWS: Final = frozenset(
+    {
+        "entity_spawned",
+        "entity_updated",
+        "entity_removed",
+        "entity_departed",
+        "entity_arrived",
+        "entity_returned",
+        "npc_action",
+    }
+)
+ENVELOPE: Final = frozenset({"event_type", "action", "ref", "timestamp"})  # not the answer
+FATAL_CLOSE_CODES: Final = {4001: "the game was unregistered", 1008: "closed for abuse"}
+
+
+class ClientError(Exception):
+    """The server refused a request: `code` and `message` as it sent them."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class ConnectionLost(ClientError):
+    """The connection dropped before the answer came: the request may or may not have happened."""
+
+    def __init__(self) -> None:
+        super().__init__("connection_lost", "the connection dropped before the server answered")
+
+
+# ----------------------------------------------------------------------------- what the app sees
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    control_tick_id: int
+    started_at: str
+    games_synced: int
+    events_propagated: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A cross-game event addressed to this game (or published by it, with a selector)."""
+
+    offset: int
+    event_id: str
+    event_type: str
+    source_game_id: str
+    target_game_id: str | None
+    data: dict[str, Any] | None
+    control_tick_id: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EntityNews:
+    """An entity message: ``kind`` is its event_type (``entity_arrived``, ``npc_action``...)."""
+
+    kind: str
+    entity: dict[str, Any] | None
+    travel: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The server cannot replay what was missed: events after `offset` follow; before, gone."""
+
+    reason: str
+    epoch: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The connection is ready; `resumed` when it is a reconnect (live-only news may be lost)."""
+
+    resumed: bool
+    epoch: str
+    offset: int
+
+
+Item = Tick | Event | EntityNews | Resync | Connected
+
+
+# ----------------------------------------------------------------------------- what the I/O does
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    item: Item
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """The answer to request `ref`: `result` (the reply) or `error`."""
+
+    ref: str
+    result: dict[str, Any] | None = None
+    error: ClientError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """Stop: retrying cannot help (a wrong key, the game unregistered)."""
+
+    error: ClientError
+
+
+Output = Send | Deliver | Resolve | Fatal
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Delays before reconnecting: doubling from `base` to `cap`, with jitter from a seeded RNG
+    (half to all of the delay), reset once a connection is ready."""
+
+    base: float = 0.2
+    cap: float = 10.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay: float = min(self.cap, self.base * 2.0**self.attempt)
+        self.attempt += 1
+        return delay * (0.5 + 0.5 * self.rng.random())
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Session:
+    def __init__(
+        self,
+        game_key: str,
+        *,
+        topics: tuple[str, ...] = ("ticks",),
+        backoff: Backoff | None = None,
+        since: int | None = None,
+        epoch: str | None = None,
+    ) -> None:
+        self.game_key = game_key
+        self.topics = topics
+        self.backoff = backoff or Backoff()
+        self.last_offset = since  # the newest event offset delivered to the application
+        self.epoch = epoch
+        self.game_id: str | None = None
+        self.phase = "closed"
+        self.connections = 0
+        self._refs = 0
+        self._pending: dict[str, dict[str, Any]] = {}  # ref -> request, sent and unanswered
+        self._waiting: list[dict[str, Any]] = []  # requests made before the connection was ready
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "ready"
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, action: str, **fields: Any) -> tuple[str, list[Output]]:
+        """A request's ref and what to send now (nothing yet if not connected: it goes out once
+        the connection is ready)."""
+        self._refs += 1
+        ref = f"r{self._refs}"
+        message = {"action": action, "ref": ref, **fields}
+        if self.ready:
+            self._pending[ref] = message
+            return ref, [Send(message)]
+        self._waiting.append(message)
+        return ref, []
+
+    def heartbeat(self) -> list[Output]:
+        """A heartbeat to send now (the connection itself also counts as one)."""
+        return [Send({"action": "heartbeat"})] if self.ready else []
+
+    # ------------------------------------------------------------------ the connection
+
+    def connection_opened(self) -> None:
+        self.phase = "welcome"
+
+    def connection_lost(self, close_code: int | None = None) -> tuple[float | None, list[Output]]:
+        """The connection is gone: the delay before reconnecting (None: do not), and the failed
+        requests."""
+        self.phase = "closed"
+        outputs: list[Output] = [Resolve(ref, error=ConnectionLost()) for ref in self._pending]
+        self._pending.clear()
+        reason = FATAL_CLOSE_CODES.get(close_code or 0)
+        if reason is not None:
+            outputs.append(Fatal(ClientError(f"closed_{close_code}", reason)))
+            return None, outputs
+        return self.backoff.next_delay(), outputs
+
+    def receive(self, text: str | bytes) -> list[Output]:
+        """What one server message means."""
+        msg = orjson.loads(text)
+        kind = msg.get("event_type")
+        if kind == "welcome":
+            return self._welcome(msg)
+        ref = msg.get("ref")
+        if (
+            kind in ("ok", "error")
+            and self.phase in ("auth", "subscribe")
+            and ref
+            in (
+                "auth",
+                "subscribe",
+            )
+        ):
+            return self._handshake(msg)
+        if isinstance(ref, str) and ref in self._pending:
+            del self._pending[ref]
+            if kind == "error":
+                return [Resolve(ref, error=error_of(msg))]
+            return [Resolve(ref, result={k: v for k, v in msg.items() if k not in ENVELOPE})]
+        if kind == "cross_game_event":
+            return self._event(msg)
+        if kind == "control_tick_complete":
+            return [
+                Deliver(
+                    Tick(
+                        msg["control_tick_id"],
+                        msg["started_at"],
+                        msg["games_synced"],
+                        msg["events_propagated"],
+                        msg.get("elapsed_ms", 0.0),
+                    )
+                )
+            ]
+        if kind in ENTITY_NEWS:
+            return [Deliver(EntityNews(kind, msg.get("entity"), msg.get("travel"), msg))]
+        if kind == "resync_required":
+            self.last_offset = msg["offset"]
+            self.epoch = msg["epoch"]
+            return [Deliver(Resync(msg.get("reason", ""), msg["epoch"], msg["offset"]))]
+        return []
+
+    def _welcome(self, msg: dict[str, Any]) -> list[Output]:
+        if self.last_offset is None or self.epoch is None:
+            self.last_offset = msg["offset"]  # from now on: everything after the welcome
+            self.epoch = msg["epoch"]
+        self.phase = "auth"
+        return [Send({"action": "auth", "token": self.game_key, "ref": "auth"})]
+
+    def _handshake(self, msg: dict[str, Any]) -> list[Output]:
+        if msg["event_type"] == "error":
+            return [Fatal(error_of(msg))]
+        if self.phase == "auth":
+            self.game_id = msg.get("game_id")
+            self.phase = "subscribe"
+            subscribe = {
+                "action": "subscribe",
+                "ref": "subscribe",
+                "topics": list(self.topics),
+                "since": self.last_offset,
+                "epoch": self.epoch,
+            }
+            return [Send(subscribe)]
+        self.phase = "ready"
+        self.backoff.reset()
+        self.connections += 1
+        outputs: list[Output] = [
+            Deliver(Connected(self.connections > 1, self.epoch or "", self.last_offset or 0))
+        ]
+        for message in self._waiting:
+            self._pending[message["ref"]] = message
+            outputs.append(Send(message))
+        self._waiting.clear()
+        return outputs
+
+    def _event(self, msg: dict[str, Any]) -> list[Output]:
+        offset = msg["offset"]
+        if not self.ready:
+            return []  # before the subscription: the replay brings it again, in order
+        if self.last_offset is not None and offset <= self.last_offset:
+            return []  # already delivered
+        self.last_offset = offset
+        event = Event(
+            offset=offset,
+            event_id=msg["event_id"],
+            event_type=msg["event_type_detail"],
+            source_game_id=msg["source_game_id"],
+            target_game_id=msg.get("target_game_id"),
+            data=msg.get("data"),
+            control_tick_id=msg["control_tick_id"],
+            raw=msg,
+        )
+        return [Deliver(event)]
+
+
+def error_of(msg: dict[str, Any]) -> ClientError:
+    return ClientError(msg.get("code", "error"), msg.get("message", ""), msg.get("field"))

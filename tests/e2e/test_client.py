@@ -1,0 +1,154 @@
+"""The client SDK against a real server: no event lost or repeated across dropped connections and
+a server restart; the threaded client drives the same session; entities and travel."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seedmmo.client import Connected, EntityNews, Event, SyncGameClient, connect
+from seedmmo.client.session import Backoff, ClientError, ConnectionLost
+
+from .server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def publish_over_rest(server: ServerProcess, key: str, count: int, start: int = 0) -> list[int]:
+    offsets = []
+    for n in range(start, start + count):
+        response = server.http.post(
+            "/api/events",
+            json={"event_type": "trade", "target_game_id": "buyer", "data": {"n": n}},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 202, response.text
+        offsets.append(response.json()["offset"])
+    return offsets
+
+
+async def collect(game: Any, want: int, timeout: float = 20.0) -> list[Event]:
+    events: list[Event] = []
+    async with asyncio.timeout(timeout):
+        async for item in game:
+            if isinstance(item, Event):
+                events.append(item)
+                if len(events) == want:
+                    return events
+    return events
+
+
+def test_no_event_lost_or_repeated_across_drops_and_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--tick-ms", "20", "--no-demo", "--port", str(port))
+    seller = server.register("seller")
+    buyer = server.register("buyer")
+    fast = Backoff(base=0.05, cap=0.5)
+
+    async def scenario() -> list[int]:
+        nonlocal server
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with connect(url, game_key=buyer, backoff=fast) as game:
+            assert game.game_id == "buyer"
+            sent: list[int] = []
+            # 1. events published while the client drops its connection twice
+            publisher = asyncio.create_task(
+                asyncio.to_thread(publish_over_rest, server, seller, 60)
+            )
+            got = []
+            for _ in range(2):
+                got += await collect(game, 10)
+                await game.drop_connection()
+            sent += await publisher
+            got += await collect(game, 60 - len(got))
+            # 2. the server restarts (SIGTERM, same data and port); events before and after
+            sent += await asyncio.to_thread(publish_over_rest, server, seller, 5, 60)
+            assert await asyncio.to_thread(server.stop) == 0
+            restarted = await asyncio.to_thread(
+                ServerProcess, data, "--tick-ms", "20", "--no-demo", "--port", str(port)
+            )
+            server = restarted
+            sent += await asyncio.to_thread(publish_over_rest, server, seller, 5, 65)
+            got += await collect(game, 10)
+            # 3. publishing through the client: acknowledged with its offset
+            ack = await game.publish("thanks", target="seller", data={"items": len(got)})
+            assert ack["offset"] > sent[-1] and ack["event_id"].startswith("evt_")
+            assert [e.offset for e in got] == sent
+            assert [e.data["n"] for e in got if e.data] == list(range(70))
+            return [e.offset for e in got]
+
+    try:
+        offsets = asyncio.run(scenario())
+        assert len(offsets) == len(set(offsets)) == 70
+    finally:
+        server.stop()
+
+
+def test_the_threaded_client_moves_a_player_between_two_games(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--tick-ms", "20", "--no-demo")
+    try:
+        keys = {game: server.register(game) for game in ("market", "arena")}
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        with (
+            SyncGameClient(url, keys["market"]) as market,
+            SyncGameClient(url, keys["arena"]) as arena,
+        ):
+            assert isinstance(market.next(timeout=5), Connected)
+            ada = market.spawn_entity(kind="player", name="Ada", state={"gold": 3})
+            trip = market.travel(ada["id"], "arena", idempotency_key="ada-1")
+            assert trip["to"] == "arena"
+            again = market.travel(ada["id"], "arena", idempotency_key="ada-1")
+            assert again["travel_id"] == trip["travel_id"] and "ref" not in again
+            news = wait_for_news(arena, "entity_arrived")
+            assert news.entity is not None and news.entity["state"] == {"gold": 3}
+            ack = arena.publish("welcome", target="market", data={"who": ada["id"]})
+            assert ack["offset"] >= 1
+            with pytest.raises(ClientError) as refused:
+                market.travel(ada["id"], "market")  # the arena owns her now
+            assert refused.value.code == "not_owner"
+            arena.drop_connection()
+            for _ in range(20):  # the documented way: retry with the same idempotency key
+                try:
+                    back = arena.travel(ada["id"], "market", idempotency_key="ada-home")
+                    break
+                except ConnectionLost:
+                    continue
+            assert back["to"] == "market"
+            assert wait_for_news(market, "entity_arrived").entity["realm"] == "market"  # type: ignore[index]
+    finally:
+        server.stop()
+
+
+def wait_for_news(client: SyncGameClient, kind: str) -> EntityNews:
+    for _ in range(1000):
+        item = client.next(timeout=10)
+        if isinstance(item, EntityNews) and item.kind == kind:
+            return item
+    raise AssertionError(f"no {kind}")
+
+
+def test_a_wrong_key_is_refused_at_once(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--no-demo")
+
+    async def attempt() -> None:
+        async with connect(f"ws://127.0.0.1:{server.port}/ws", game_key="gk_wrong"):
+            pass
+
+    try:
+        with pytest.raises(ClientError) as refused:
+            asyncio.run(attempt())
+        assert refused.value.code in {"invalid_token", "unauthenticated"}
+    finally:
+        server.stop()
