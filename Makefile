@@ -16,11 +16,12 @@ serve: $(STAMP)
 	$(BIN)/seedmmo serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict examples
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

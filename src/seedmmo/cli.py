@@ -2,6 +2,7 @@
 
 seedmmo serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR] [--tick-ms 100]
               [--no-demo] [--log-ticks]
+seedmmo register | unregister | publish | tail | status | token   (see seedmmo.commands)
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from pathlib import Path
 from types import FrameType
 
 from seedmmo import __version__
+from seedmmo.commands import add_commands
+from seedmmo.commands import run as run_command
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seedmmo", description="The seedmmo orchestrator.")
+    parser = argparse.ArgumentParser(
+        prog="seedmmo",
+        description="The seedmmo orchestrator.",
+        epilog="Exit codes: 0 done, 1 the server refused, 2 wrong usage, 3 server unreachable "
+        "or failing.",
+    )
     parser.add_argument("--version", action="version", version=f"seedmmo {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the orchestrator (REST + WebSocket)")
@@ -47,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SEEDMMO_SYNCHRONOUS", "full").lower(),
         help="SQLite durability: full (default) survives power cuts, normal only crashes",
     )
+    add_commands(commands)
     return parser
 
 
@@ -153,10 +162,10 @@ def configure_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
     if args.command == "serve":
+        configure_logging()
         return serve(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return run_command(args)
 
 
 if __name__ == "__main__":
