@@ -177,3 +177,32 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
         assert "in use by another running seedmmo server" in second.stderr
     finally:
         first.stop()
+
+
+def test_resume_after_a_restart_reads_older_events_from_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEEDMMO_HOT_EVENTS", "3")  # memory holds 3; the rest come from SQLite
+    data = tmp_path / "data"
+    server = ServerProcess(data, "--tick-ms", "20", "--no-demo")
+    key = server.register("keeper")
+    auth = {"Authorization": f"Bearer {key}"}
+    for n in range(10):
+        server.http.post("/api/events", json={"event_type": f"e{n}"}, headers=auth)
+    epoch = server.http.get("/api/stats").json()["stats"]["epoch"]
+    assert server.stop() == 0
+
+    restarted = ServerProcess(data, "--tick-ms", "20", "--no-demo")
+    try:
+        events = restarted.http.get("/api/stats").json()["events"]
+        assert events["in_memory"] <= 3 and events["retained"] == 10
+        with connect(f"ws://127.0.0.1:{restarted.port}/ws", open_timeout=5) as ws:
+            json.loads(ws.recv(timeout=5))
+            request = {"action": "subscribe", "topics": ["events"], "since": 2, "epoch": epoch}
+            ws.send(json.dumps(request))
+            assert json.loads(ws.recv(timeout=5))["event_type"] == "ok"
+            replayed = [json.loads(ws.recv(timeout=5)) for _ in range(8)]
+            assert [e["offset"] for e in replayed] == list(range(3, 11))
+            assert [e["event_type_detail"] for e in replayed] == [f"e{n}" for n in range(2, 10)]
+    finally:
+        restarted.stop()

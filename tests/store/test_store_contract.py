@@ -137,3 +137,26 @@ def test_trim_as_an_op_in_a_write(reopen: Factory) -> None:
     store.write([("event", event(n)) for n in range(1, 6)])
     store.write([("event", event(6)), ("trim_events", 2)])
     assert [doc["offset"] for doc, _ in reopen().load(retain=100).events] == [5, 6]
+
+
+def test_read_events_pages_with_ticks_and_follows_trimming(reopen: Factory) -> None:
+    store = reopen()
+    store.write([("event", event(n)) for n in range(1, 11)] + [("tick", 3, 4), ("tick", 7, 9)])
+    assert [(doc["offset"], tick) for doc, tick in store.read_events(0, 5)] == [
+        (1, 3),
+        (2, 3),
+        (3, 3),
+        (4, 3),
+        (5, 7),
+    ]
+    assert [(doc["offset"], tick) for doc, tick in store.read_events(8, 100)] == [
+        (9, 7),
+        (10, None),  # not propagated yet
+    ]
+    assert store.read_events(10, 5) == []
+    store.trim_events(keep=3)
+    reopened = reopen()
+    assert [doc["offset"] for doc, _ in reopened.read_events(0, 100)] == [8, 9, 10]
+    snapshot = reopened.load(retain=2)
+    assert snapshot.first_offset == 8 and snapshot.last_offset == 10
+    assert reopen().load(retain=1).first_offset == 8

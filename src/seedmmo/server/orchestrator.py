@@ -55,7 +55,8 @@ from seedmmo.server.ratelimit import TokenBucket
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
 from seedmmo.server.wire import message, outgoing
-from seedmmo.store import MemoryEventLog, Op, ReplayGap, Snapshot, Store
+from seedmmo.store import Op, ReplayGap, Snapshot, Store
+from seedmmo.store.tiered import TieredEventLog
 
 __all__ = ["Orchestrator"]
 
@@ -73,7 +74,9 @@ class Orchestrator:
         self._pending_acks: dict[int, asyncio.Future[None] | None] = {}
         self._game_buckets: dict[str, TokenBucket] = {}
         self.store = store
-        snapshot = store.load(settings.retain_events)
+        snapshot = store.load(settings.hot_events)  # older events stay on disk until asked for
+        if snapshot.events and snapshot.events[0][1] is None:  # more unpropagated than that
+            snapshot = store.load(settings.retain_events)
         self._startup_ops: list[Op] = []
         self.epoch = snapshot.meta.get("epoch") or secrets.token_hex(8)
         if "epoch" not in snapshot.meta:
@@ -125,7 +128,15 @@ class Orchestrator:
         entities = [entity_from_record(doc) for doc in snapshot.entities]
         self.multiverse.restore(realms=realms, entities=entities, pending=[])
         first = snapshot.events[0][0]["offset"] if snapshot.events else snapshot.last_offset + 1
-        self.log = MemoryEventLog(self.epoch, retain=self.settings.retain_events, next_offset=first)
+        self.log = TieredEventLog(
+            self.epoch,
+            retain=self.settings.retain_events,
+            hot=self.settings.hot_events,
+            first_offset=min(snapshot.first_offset, first),
+            next_offset=first,
+            read_cold=self._read_cold,
+            durable_offset=lambda: self.durable_offset,
+        )
         pending = []
         for doc, tick in snapshot.events:
             event = event_from_record(doc, control_tick_id=tick, audience=None)
@@ -147,6 +158,19 @@ class Orchestrator:
                 snapshot.last_offset,
             )
 
+    def _read_cold(self, after: int, limit: int) -> list[CrossGameEvent]:
+        """Propagated events back from the store (the log's memory holds only the newest)."""
+        out = []
+        for doc, tick in self.store.read_events(after, limit):
+            event = event_from_record(doc, control_tick_id=tick, audience=None)
+            event.audience = (
+                restored_audience(event, self.multiverse)
+                if tick is not None
+                else fixed_audience(event)
+            )
+            out.append(event)
+        return out
+
     def start_durability(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the group-commit writer (needs the running loop)."""
         self.committer = GroupCommitter(
@@ -167,6 +191,7 @@ class Orchestrator:
 
     def _durable(self, offset: int) -> None:
         self.durable_offset = max(self.durable_offset, offset)
+        self.log.shrink()
 
     def _store_failed(self, exc: BaseException) -> None:
         log.critical("the store failed (%s): no longer accepting writes", exc)
@@ -547,6 +572,7 @@ class Orchestrator:
             "clients": len(self.hub.connections),
             "events": {
                 "retained": len(self.log),
+                "in_memory": self.log.in_memory(),
                 "first_offset": self.log.first_offset,
                 "last_offset": self.propagated_offset,
                 "pending": self.multiverse.pending_events,
@@ -584,19 +610,27 @@ class Orchestrator:
 
     def _event_by_address(self, address: str) -> CrossGameEvent | None:
         """Events are hashed on first resolve, not on the publish path (~15 us each): the index
-        catches up with the propagated log here, so each event is hashed at most once."""
-        if len(self._event_addresses) > 2 * max(len(self.log), 1):  # retention dropped many
+        catches up with the propagated events still in memory (the newest `hot_events`), so
+        each is hashed at most once and the index stays as small as that window."""
+        log = self.log
+        if len(self._event_addresses) > 2 * log.hot:  # the window moved on: start afresh
             self._event_addresses.clear()
             self._indexed_offset = 0
-        start = max(self._indexed_offset, self.log.first_offset - 1)
-        if start < self.propagated_offset:
-            for event in self.log.after(start, self.propagated_offset - start):
+        cursor = max(self._indexed_offset, log.hot_first_offset - 1)
+        while cursor < self.propagated_offset:
+            page = log.after(cursor, self.propagated_offset - cursor)
+            if not page:
+                break
+            for event in page:
+                if event.offset > self.propagated_offset:
+                    break
                 self._event_addresses[event.stat7_address] = event.offset
-            self._indexed_offset = self.propagated_offset
+            cursor = min(page[-1].offset, self.propagated_offset)
+        self._indexed_offset = max(self._indexed_offset, cursor)
         offset = self._event_addresses.get(address)
         if offset is None:
             return None
-        found = self.log.get(offset)
+        found = log.get(offset)
         if found is None:
             del self._event_addresses[address]  # dropped by retention since
         return found

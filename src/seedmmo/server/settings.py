@@ -10,6 +10,7 @@ __all__ = ["ENV_TUNABLE", "Settings", "env_overrides"]
 
 # Settings an operator may set as SEEDMMO_<NAME> (upper case) in the environment.
 ENV_TUNABLE = (
+    "hot_events",
     "max_body_bytes",
     "max_frame_bytes",
     "send_queue_messages",
@@ -38,6 +39,7 @@ class Settings:
     heartbeat_period_s: float = 5.0
     offline_after_s: float = 60.0
     retain_events: int = 100_000
+    hot_events: int = 10_000  # the newest events kept in memory; older retained ones on disk
     max_body_bytes: int = 1 << 20
     max_frame_bytes: int = 1 << 20
     send_queue_messages: int = 1024

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Op", "Snapshot", "Store", "StoreError"]
+__all__ = ["Op", "Snapshot", "Store", "StoreError", "with_ticks"]
 
 # One change, as a tuple whose first item names it:
 #   ("event", doc)                          append an accepted event (doc["offset"] is its key)
@@ -36,6 +36,7 @@ class Snapshot:
     events: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
     last_offset: int = 0
     last_tick_mark: int = 0
+    first_offset: int = 1  # the oldest event offset stored (last_offset + 1 when none)
 
 
 class Store(Protocol):
@@ -48,10 +49,15 @@ class Store(Protocol):
     - **one writer**: a store is used by one server at a time; opening one that another process
       holds raises :class:`StoreError` (the lock, not process-local state, is the guard);
     - ``load(retain)`` returns the state after the last completed write, with at most `retain`
-      of the newest events.
+      of the newest events;
+    - ``read_events(after, limit)`` returns the stored events with offsets above `after`, oldest
+      first, at most `limit`, each with the tick that propagated it (None: not yet); it may be
+      called from another thread than ``write`` and sees only completed writes.
     """
 
     def load(self, retain: int) -> Snapshot: ...
+
+    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]: ...
 
     def write(self, ops: Sequence[Op]) -> None: ...
 
@@ -60,3 +66,17 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def with_ticks(
+    rows: Sequence[tuple[int, Any]], marks: Sequence[tuple[int, int]]
+) -> list[tuple[Any, int | None]]:
+    """Pair each (offset, doc) row, oldest first, with the tick that propagated it: the first
+    tick mark (tick_id, last_offset), in tick order, whose last_offset reaches the offset."""
+    out: list[tuple[Any, int | None]] = []
+    index = 0
+    for offset, doc in rows:
+        while index < len(marks) and marks[index][1] < offset:
+            index += 1
+        out.append((doc, marks[index][0] if index < len(marks) else None))
+    return out

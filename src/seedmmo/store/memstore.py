@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from seedmmo.store.base import Op, Snapshot
+from seedmmo.store.base import Op, Snapshot, with_ticks
 
 __all__ = ["MemoryStore"]
 
@@ -26,13 +26,11 @@ class MemoryStore:
         with self._guard:
             last = max(self._events, default=0)
             marks = sorted(self._ticks.items())
-            events = []
-            mark_index = 0
-            for offset in sorted(o for o in self._events if o > last - retain):
-                while mark_index < len(marks) and marks[mark_index][1] < offset:
-                    mark_index += 1
-                tick = marks[mark_index][0] if mark_index < len(marks) else None
-                events.append((copy.deepcopy(self._events[offset]), tick))
+            rows = [
+                (o, copy.deepcopy(self._events[o]))
+                for o in sorted(o for o in self._events if o > last - retain)
+            ]
+            events = with_ticks(rows, marks)
             return Snapshot(
                 meta=copy.deepcopy(self._meta),
                 realms=[(copy.deepcopy(doc), key) for doc, key in self._realms.values()],
@@ -40,7 +38,14 @@ class MemoryStore:
                 events=events,
                 last_offset=last,
                 last_tick_mark=marks[-1][0] if marks else 0,
+                first_offset=min(self._events, default=last + 1),
             )
+
+    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]:
+        with self._guard:
+            offsets = sorted(o for o in self._events if o > after)[:limit]
+            rows = [(o, copy.deepcopy(self._events[o])) for o in offsets]
+            return with_ticks(rows, sorted(self._ticks.items()))
 
     def write(self, ops: Sequence[Op]) -> None:
         with self._guard:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
-from seedmmo.store.base import Op, Snapshot, StoreError
+from seedmmo.store.base import Op, Snapshot, StoreError, with_ticks
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -67,6 +68,10 @@ class SqliteStore:
                 "move it away to start afresh"
             ) from None
         self.path = path
+        # reads from the event loop's thread use their own connection: in WAL mode they see the
+        # last committed transaction and never wait for the writer thread
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader_lock = threading.Lock()
 
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
@@ -98,18 +103,34 @@ class SqliteStore:
         snapshot.last_offset = int(last)
         marks = db.execute("SELECT tick_id, last_offset FROM ticks ORDER BY tick_id").fetchall()
         snapshot.last_tick_mark = marks[-1][0] if marks else 0
+        (first,) = db.execute('SELECT MIN("offset") FROM events').fetchone()
+        snapshot.first_offset = int(first) if first is not None else snapshot.last_offset + 1
         rows = db.execute(
             'SELECT "offset", doc FROM events WHERE "offset" > ? ORDER BY "offset"',
             (last - retain,),
         ).fetchall()
         # control_tick_id of each event: the first tick whose mark reaches its offset
-        mark_index = 0
-        for offset, doc in rows:
-            while mark_index < len(marks) and marks[mark_index][1] < offset:
-                mark_index += 1
-            tick = marks[mark_index][0] if mark_index < len(marks) else None
-            snapshot.events.append((orjson.loads(doc), tick))
+        snapshot.events = with_ticks([(o, orjson.loads(doc)) for o, doc in rows], marks)
         return snapshot
+
+    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]:
+        with self._reader_lock:
+            db = self._reader
+            db.execute("BEGIN")  # one snapshot for the events and their tick marks
+            try:
+                rows = db.execute(
+                    'SELECT "offset", doc FROM events WHERE "offset" > ? ORDER BY "offset" LIMIT ?',
+                    (after, limit),
+                ).fetchall()
+                # each mark covers at least one new event: `limit` of them cover the rows
+                marks = db.execute(
+                    "SELECT tick_id, last_offset FROM ticks WHERE last_offset > ? "
+                    "ORDER BY tick_id LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+            finally:
+                db.execute("COMMIT")
+        return with_ticks([(o, orjson.loads(doc)) for o, doc in rows], marks)
 
     # ------------------------------------------------------------------ writes
 
@@ -186,6 +207,8 @@ class SqliteStore:
 
     def close(self) -> None:
         try:
+            with self._reader_lock:
+                self._reader.close()
             self._db.close()
         finally:
             self._lock.close()
