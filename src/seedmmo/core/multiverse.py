@@ -129,8 +129,8 @@ class Multiverse:
         self.counters = counters or UniverseCounters()
         self.registry = RealmRegistry()
         self.entities = EntityIndex()
-        # NPCs and travel draw from their own stream, so adding an NPC does not change the ids
-        # of events published meanwhile (and the other way round).
+        # NPC actions and travel draw from their own stream, so NPCs acting on a tick do not
+        # change the ids of events published meanwhile (and the other way round).
         self._world_rng = random.Random(self._rng.getrandbits(64))
         self.travels = TravelDesk(self.registry, self.entities, self._emit, self._world_rng)
         self.npcs = NpcRunner(

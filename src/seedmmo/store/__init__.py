@@ -3,13 +3,12 @@ implementations are the reference, and one contract test suite runs against ever
 
 from seedmmo.store.base import Op, Snapshot, Store, StoreError
 from seedmmo.store.eventlog import EventLog, ReplayGap
-from seedmmo.store.memory import MemoryEventLog
 from seedmmo.store.memstore import MemoryStore
 from seedmmo.store.sqlite import SqliteStore
+from seedmmo.store.tiered import TieredEventLog
 
 __all__ = [
     "EventLog",
-    "MemoryEventLog",
     "MemoryStore",
     "Op",
     "ReplayGap",
@@ -17,4 +16,5 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "TieredEventLog",
 ]
