@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from seedmmo.server.app import create_asgi
 
-from .conftest import make_settings, of_type, receive_until
+from .conftest import make_settings, of_type, receive_until, register
 
 ACTIONS = [
     "ping",
@@ -25,6 +25,10 @@ ACTIONS = [
     "register_game",
     "publish_event",
     "heartbeat",
+    "spawn_entity",
+    "update_entity",
+    "remove_entity",
+    "travel",
     "dance",
     "",
 ]
@@ -51,6 +55,16 @@ messages = st.one_of(
             "data": values,
             "game": values,
             "game_id": values,
+            "entity": values
+            | st.fixed_dictionaries(
+                {"kind": st.sampled_from(["npc", "player"]), "name": st.text(max_size=8)},
+                optional={"behaviour": values, "stat7": values, "state": values, "id": values},
+            ),
+            "entity_id": values | st.sampled_from(["npc_tavern_bard", "fuzz_player"]),
+            "changes": values,
+            "to_game_id": values | st.sampled_from(["demo_forest", "demo_tavern", "fuzz"]),
+            "idempotency_key": values,
+            "duration_ticks": values,
         },
     ),
     values,
@@ -59,8 +73,18 @@ messages = st.one_of(
 
 def test_random_messages_never_break_the_connection(tmp_path: Path) -> None:
     with TestClient(create_asgi(make_settings(tmp_path))) as client:
+        key = register(client, "fuzz")["game_key"]
         with client.websocket_connect("/ws") as ws:
             ws.receive_json()  # welcome
+            # as a game, so the entity actions get past authentication to their validation
+            ws.send_json({"action": "auth", "token": key, "ref": "auth"})
+            receive_until(ws, lambda m: m.get("ref") == "auth")
+            ws.send_json(
+                {
+                    "action": "spawn_entity",
+                    "entity": {"kind": "player", "name": "p", "id": "fuzz_player"},
+                }
+            )
 
             @settings(
                 max_examples=300,
