@@ -53,6 +53,36 @@ def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> Non
         assert "/api/nothing" not in after
 
 
+def test_metrics_count_npc_actions_and_travel(tmp_path: Path) -> None:
+    with TestClient(create_asgi(make_settings(tmp_path))) as client:
+        alpha = register(client, "alpha")["game_key"]
+        client.post("/api/games/alpha/heartbeat", headers=bearer(alpha))
+        ada = client.post(
+            "/api/entities", json={"kind": "player", "name": "Ada"}, headers=bearer(alpha)
+        ).json()
+        trip = client.post(
+            f"/api/entities/{ada['id']}/travel",
+            json={"to_game_id": "demo_forest"},
+            headers=bearer(alpha),
+        )
+        assert trip.status_code == 202
+        transitions = 'seedmmo_travel_transitions_total{state="%s"}'
+        arrived = transitions % "arrived"
+        wait_for(
+            lambda: arrived in (text := client.get("/metrics").text) and value(text, arrived) == 1,
+            what="the arrival counted",
+        )
+        text = client.get("/metrics").text
+        assert value(text, transitions % "requested") == 1
+        assert value(text, transitions % "departing") == 1
+        assert value(text, "seedmmo_entities_in_transit") == 0
+        wait_for(  # the demo NPCs act by themselves
+            lambda: value(client.get("/metrics").text, "seedmmo_npc_actions_total") > 0,
+            what="an NPC action",
+        )
+        assert value(text, "seedmmo_event_log_in_memory") == 0
+
+
 def test_the_grafana_dashboard_only_queries_metrics_that_exist(tmp_path: Path) -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]

@@ -116,6 +116,21 @@ class _OrchestratorCollector(Collector):
         )
         yield gauge("seedmmo_realms", "Registered realms", len(orch.multiverse.registry))
         yield gauge("seedmmo_entities", "Entities", len(orch.multiverse.entities))
+        yield gauge(
+            "seedmmo_entities_in_transit",
+            "Entities between realms",
+            len(orch.multiverse.entities.in_transit()),
+        )
+        yield counter("seedmmo_npc_actions", "Actions of autonomous NPCs", orch.npc_actions)
+        travels = CounterMetricFamily(
+            "seedmmo_travel_transitions",
+            "Travel state machine transitions, by the state entered",
+            labels=["state"],
+        )
+        for state, value in sorted(orch.travel_transitions.items()):
+            travels.add_metric([state], value)
+        yield travels
+        yield gauge("seedmmo_event_log_in_memory", "Events held in memory", orch.log.in_memory())
         committer = orch.committer
         if committer is not None:
             yield counter("seedmmo_store_commits", "Group commits", committer.commits)

@@ -111,6 +111,8 @@ class Orchestrator:
         self._dirty_realms: set[str] = set()
         self._dirty_entities: set[str] = set()  # NPCs that acted: written every 10 ticks
         self._pending_travels: dict[str, asyncio.Future[None]] = {}
+        self.npc_actions = 0  # for /metrics
+        self.travel_transitions: dict[str, int] = {}  # travel state entered -> count
         self.committer: GroupCommitter | None = None
         self.ready = False
         self.draining = False
@@ -456,6 +458,7 @@ class Orchestrator:
         """Written with the next batch (an action is not acknowledged to anyone); told only to
         whoever listens (most ticks, nobody: then nothing is encoded)."""
         entity = effect.entity
+        self.npc_actions += 1
         self._dirty_entities.add(entity.id)
         topics = ("entities", f"realm:{entity.realm}")
         if not self.hub.has_audience(topics):
@@ -505,6 +508,8 @@ class Orchestrator:
             fields["reason"] = effect.reason
         else:
             travel = effect.travel
+            state = travel.state.value
+            self.travel_transitions[state] = self.travel_transitions.get(state, 0) + 1
             realms = (travel.from_game_id, travel.to_game_id)
             kind = TRAVEL_MESSAGES[travel.state]
             fields.update(travel=travel.to_dict(), control_tick=effect.tick)
