@@ -133,6 +133,10 @@ def test_the_images_commands_work_in_a_clean_venv(tmp_path: Path) -> None:
         url = HEALTH_URL.replace("8000", str(port))
         with urllib.request.urlopen(url, timeout=5) as reply:
             assert json.loads(reply.read())["status"] == "healthy"
+        # the installed package serves the pages and their vendored libraries (no CDN)
+        for path in ("/stat7threejs.html", "/vendor/three.module.js", "/vendor/uPlot.esm.js"):
+            with urllib.request.urlopen(url.replace("/api/health", path), timeout=5) as reply:
+                assert reply.status == 200 and len(reply.read()) > 1000, path
         # the image's HEALTHCHECK command itself, pointed at this port
         check = json.loads(next(a for k, a in steps if k == "HEALTHCHECK").split("CMD", 1)[1])
         check = [str(final / "bin" / "python"), *check[1:]]
