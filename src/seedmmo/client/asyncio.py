@@ -37,6 +37,8 @@ from seedmmo.client.session import (
     Resolve,
     Send,
     Session,
+    publish_fields,
+    travel_fields,
 )
 
 __all__ = ["GameClient", "connect"]
@@ -155,13 +157,9 @@ class GameClient:
     ) -> dict[str, Any]:
         """Publish a cross-game event; returns ``{event_id, offset, accepted_tick}`` once it is
         durable. No `target` and no `selector`: a broadcast."""
-        fields: dict[str, Any] = {"event_type": event_type, "data": data or {}}
-        if target is not None:
-            fields["target_game_id"] = target
-        if selector is not None:
-            fields["selector"] = selector
-        if visibility is not None:
-            fields["visibility"] = visibility
+        fields = publish_fields(
+            event_type, target=target, selector=selector, data=data, visibility=visibility
+        )
         return await self.request("publish_event", **fields)
 
     async def spawn_entity(self, **entity: Any) -> dict[str, Any]:
@@ -188,11 +186,12 @@ class GameClient:
     ) -> dict[str, Any]:
         """Send an entity to another realm; returns ``{travel_id, from, to, arrives_tick}`` once
         the request is durable. Retrying with the same `idempotency_key` is safe."""
-        fields: dict[str, Any] = {"entity_id": entity_id, "to_game_id": to_game_id}
-        if idempotency_key is not None:
-            fields["idempotency_key"] = idempotency_key
-        if duration_ticks is not None:
-            fields["duration_ticks"] = duration_ticks
+        fields = travel_fields(
+            entity_id,
+            to_game_id,
+            idempotency_key=idempotency_key,
+            duration_ticks=duration_ticks,
+        )
         return await self.request("travel", **fields)
 
     # ------------------------------------------------------------------ I/O

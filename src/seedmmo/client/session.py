@@ -41,6 +41,8 @@ __all__ = [
     "Send",
     "Session",
     "Tick",
+    "publish_fields",
+    "travel_fields",
 ]
 
 ENTITY_NEWS: Final = frozenset(
@@ -339,6 +341,35 @@ class Session:
             raw=msg,
         )
         return [Deliver(event)]
+
+
+def publish_fields(
+    event_type: str,
+    *,
+    target: str | None = None,
+    selector: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    visibility: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``publish_event`` request (no target and no selector: a broadcast)."""
+    fields: dict[str, Any] = {"event_type": event_type, "data": data or {}}
+    optional = {"target_game_id": target, "selector": selector, "visibility": visibility}
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    return fields
+
+
+def travel_fields(
+    entity_id: str,
+    to_game_id: str,
+    *,
+    idempotency_key: str | None = None,
+    duration_ticks: int | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``travel`` request."""
+    fields: dict[str, Any] = {"entity_id": entity_id, "to_game_id": to_game_id}
+    optional = {"idempotency_key": idempotency_key, "duration_ticks": duration_ticks}
+    fields.update({name: value for name, value in optional.items() if value is not None})
+    return fields
 
 
 def error_of(msg: dict[str, Any]) -> ClientError:

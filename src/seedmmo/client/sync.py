@@ -31,6 +31,8 @@ from seedmmo.client.session import (
     Resolve,
     Send,
     Session,
+    publish_fields,
+    travel_fields,
 )
 
 __all__ = ["SyncGameClient"]
@@ -138,23 +140,26 @@ class SyncGameClient:
         data: dict[str, Any] | None = None,
         selector: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        fields: dict[str, Any] = {"event_type": event_type, "data": data or {}}
-        if target is not None:
-            fields["target_game_id"] = target
-        if selector is not None:
-            fields["selector"] = selector
-        return self.request("publish_event", **fields)
+        return self.request(
+            "publish_event",
+            **publish_fields(event_type, target=target, data=data, selector=selector),
+        )
 
     def spawn_entity(self, **entity: Any) -> dict[str, Any]:
         created: dict[str, Any] = self.request("spawn_entity", entity=entity)["entity"]
         return created
 
     def travel(
-        self, entity_id: str, to_game_id: str, *, idempotency_key: str | None = None
+        self,
+        entity_id: str,
+        to_game_id: str,
+        *,
+        idempotency_key: str | None = None,
+        duration_ticks: int | None = None,
     ) -> dict[str, Any]:
-        fields: dict[str, Any] = {"entity_id": entity_id, "to_game_id": to_game_id}
-        if idempotency_key is not None:
-            fields["idempotency_key"] = idempotency_key
+        fields = travel_fields(
+            entity_id, to_game_id, idempotency_key=idempotency_key, duration_ticks=duration_ticks
+        )
         return self.request("travel", **fields)
 
     # ------------------------------------------------------------------ the thread
