@@ -17,6 +17,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 def test_markdown_examples_run(path: Path) -> None:
     result = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+    if ">>> " in path.read_text():  # a page with examples must have had them run
+        assert result.attempted > 0
 
 
 @pytest.mark.parametrize("module", [seedmmo.core.stat7])
