@@ -17,18 +17,18 @@ import time
 import urllib.request
 from pathlib import Path
 
-from seedmmo.store import SqliteStore
+from seedmmo.store import AppendEvent, Change, MarkTick, PutMeta, SqliteStore
 
 
 def fill(data_dir: Path, events: int) -> None:
     store = SqliteStore(data_dir, synchronous="NORMAL")
     try:
-        store.write([("meta", "epoch", "bench-epoch")])
+        store.write([PutMeta("epoch", "bench-epoch")])
         batch = 20_000
         for start in range(1, events + 1, batch):
-            ops = [
-                (
-                    "event",
+            ops: list[Change] = [
+                AppendEvent(
+                    n,
                     {
                         "event_id": f"evt_{n:032x}",
                         "offset": n,
@@ -45,7 +45,7 @@ def fill(data_dir: Path, events: int) -> None:
                 )
                 for n in range(start, min(start + batch, events + 1))
             ]
-            ops.append(("tick", start // batch + 1, ops[-1][1]["offset"]))
+            ops.append(MarkTick(start // batch + 1, min(start + batch, events + 1) - 1))
             store.write(ops)
     finally:
         store.close()

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import settings
 
-from seedmmo.core.multiverse import LifecyclePolicy, Multiverse
+from seedmmo.core.multiverse import LifecyclePolicy, Multiverse, Quotas
+
+# The server's NPC quotas, but NPCs may act every tick (the tests' NPCs are in a hurry).
+HASTY = Quotas(npc_min_every_ticks=1)
 
 # No per-example deadline: tests check behaviour, not timings (a busy 2-core machine would make
 # a deadline flaky). Examples stay bounded by each test's max_examples.
@@ -50,6 +53,7 @@ def universe(clock: ManualClock) -> Multiverse:
         clock=clock,
         seed=7,
         policy=LifecyclePolicy(unhealthy_after_ticks=3, offline_after_ticks=5),
+        quotas=HASTY,
     )
     mv.register(realm_body("tavern", resonance="social"))
     mv.register(realm_body("forest", resonance="wilderness"))

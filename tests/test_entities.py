@@ -22,7 +22,7 @@ from seedmmo.core.travel import (
 )
 from seedmmo.errors import Conflict, Forbidden, InvalidField, NotFound
 
-from .conftest import ManualClock, realm_body
+from .conftest import HASTY, ManualClock, realm_body
 
 PLAYER = {"kind": "player", "name": "Ada", "state": {"hp": 10}}
 
@@ -244,7 +244,7 @@ def test_entity_records_round_trip_with_travel_behaviour_and_history(
 
 def npc_world(seed: int) -> tuple[Multiverse, list[Any]]:
     clock = ManualClock()
-    mv = Multiverse(clock=clock, seed=seed, policy=LifecyclePolicy(10**6, 10**6))
+    mv = Multiverse(clock=clock, seed=seed, policy=LifecyclePolicy(10**6, 10**6), quotas=HASTY)
     for game_id in ("a", "b", "c"):
         mv.register(realm_body(game_id), hosted=True)
     mv.register(realm_body("far", adjacency="elsewhere"), hosted=True)

@@ -104,9 +104,13 @@ def test_unicast_broadcast_and_selector_are_propagated_in_offset_order(
     assert all(e.control_tick_id == 1 for e in propagated)
     unicast, broadcast, selector = (e.audience for e in propagated)
     assert unicast is not None and broadcast is not None and selector is not None
-    assert unicast.topics() == ("realm:forest",)
-    assert broadcast.kind == "broadcast" and broadcast.exclude == "forest"
-    assert broadcast.topics() == ("broadcast",)
+    assert unicast.members == (("forest", 2),)  # the target as registered (incarnation 2)
+    # every realm registered by then (incarnations 1..3) but the source
+    assert broadcast.kind == "broadcast" and broadcast.upto == 3
+    assert [g for g in ("tavern", "forest", "arena") if broadcast.includes((g, 1), "forest")] == [
+        "tavern",
+        "arena",
+    ]
     assert selector.game_ids == ("arena",)  # social realms but the source
 
     stats = {r.game_id: universe.realm_dict(r)["stats"] for r in universe.registry}

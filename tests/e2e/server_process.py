@@ -19,8 +19,8 @@ ADMIN = "e2e-admin-token"
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        env = dict(os.environ, SEEDMMO_ADMIN_TOKEN=ADMIN, PYTHONUNBUFFERED="1")
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, SEEDMMO_ADMIN_TOKEN=ADMIN, PYTHONUNBUFFERED="1", **(env or {}))
         self.proc = subprocess.Popen(
             [
                 sys.executable,

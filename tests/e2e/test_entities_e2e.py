@@ -19,6 +19,8 @@ from .server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
+HASTY = {"SEEDMMO_NPC_MIN_EVERY_TICKS": "1"}  # this test's NPC acts every tick
+
 FAST = {
     "actions": [{"name": "hums", "mood": "busy"}],
     "every_ticks": [1, 1],
@@ -41,7 +43,7 @@ def entity(server: ServerProcess, entity_id: str) -> dict[str, Any]:
 
 def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = ServerProcess(data, "--tick-ms", "20")
+    server = ServerProcess(data, "--tick-ms", "20", env=HASTY)
     try:
         key = server.register("alpha")
         auth = {"Authorization": f"Bearer {key}"}
@@ -70,7 +72,7 @@ def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
     finally:
         server.stop()
 
-    restarted = ServerProcess(data, "--tick-ms", "20")
+    restarted = ServerProcess(data, "--tick-ms", "20", env=HASTY)
     try:
         back = entity(restarted, hummer["id"])
         assert back["realm"] == "demo_tavern" and progress(back) >= progress(seen)

@@ -30,8 +30,8 @@ def connection(name: str, *, game: str | None = None, admin: bool = False) -> Co
     conn = Connection(client_id=name, max_queue=10_000)
     if admin:
         conn.principal = Principal(Role.ADMIN)
-    elif game is not None:
-        conn.principal = Principal(Role.GAME, game)
+    elif game is not None:  # the key of the game's registration (incarnations 1, 2, 3)
+        conn.principal = Principal(Role.GAME, game, GAMES.index(game) + 1)
     return conn
 
 

@@ -10,7 +10,22 @@ from typing import Any
 
 import pytest
 
-from seedmmo.store import MemoryStore, SqliteStore, Store, StoreError
+from seedmmo.store import (
+    AppendEvent,
+    DeleteEntity,
+    DeleteRealm,
+    EventKey,
+    MarkTick,
+    MemoryStore,
+    PutEntity,
+    PutMeta,
+    PutRealm,
+    SetAudience,
+    SqliteStore,
+    Store,
+    StoreError,
+    TrimEvents,
+)
 
 Factory = Callable[[], Store]
 
@@ -34,8 +49,12 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
         store.close()
 
 
-def event(offset: int, **extra: Any) -> dict[str, Any]:
-    return {"offset": offset, "event_id": f"evt_{offset}", **extra}
+def event(offset: int, key: EventKey | None = None, **extra: Any) -> AppendEvent:
+    return AppendEvent(offset, {"offset": offset, "event_id": f"evt_{offset}", **extra}, key)
+
+
+def ticks(events: list[Any]) -> list[tuple[int, int | None]]:
+    return [(stored.offset, stored.control_tick_id) for stored in events]
 
 
 def test_empty_store_loads_empty(reopen: Factory) -> None:
@@ -48,37 +67,37 @@ def test_everything_written_survives_reopening(reopen: Factory) -> None:
     store = reopen()
     store.write(
         [
-            ("meta", "epoch", "e1"),
-            ("realm", "a", {"game_id": "a", "n": 1}, b"digest-a"),
-            ("realm", "b", {"game_id": "b"}, None),
-            ("entity", "npc_1", "a", {"id": "npc_1"}),
-            ("event", event(1)),
-            ("event", event(2)),
-            ("tick", 5, 2),
+            PutMeta("epoch", "e1"),
+            PutRealm("a", {"game_id": "a", "n": 1}, b"digest-a"),
+            PutRealm("b", {"game_id": "b"}),
+            PutEntity("npc_1", "a", {"id": "npc_1"}),
+            event(1),
+            event(2),
+            MarkTick(5, 2),
         ]
     )
-    store.write([("realm", "a", {"game_id": "a", "n": 2}, None), ("event", event(3))])
+    store.write([PutRealm("a", {"game_id": "a", "n": 2}), event(3)])
     snapshot = reopen().load(retain=100)
     assert snapshot.meta == {"epoch": "e1"}
     assert snapshot.realms == [({"game_id": "a", "n": 2}, b"digest-a"), ({"game_id": "b"}, None)]
     assert snapshot.entities == [{"id": "npc_1"}]
-    assert [(doc["offset"], tick) for doc, tick in snapshot.events] == [(1, 5), (2, 5), (3, None)]
+    assert ticks(snapshot.events) == [(1, 5), (2, 5), (3, None)]
     assert snapshot.last_offset == 3 and snapshot.last_tick_mark == 5
 
 
 def test_a_failing_write_changes_nothing(reopen: Factory) -> None:
     store = reopen()
-    store.write([("event", event(1))])
+    store.write([event(1)])
     with pytest.raises(Exception):  # noqa: B017 - any error, as long as nothing is applied
-        store.write([("realm", "x", {"game_id": "x"}, None), ("event", event(1))])
+        store.write([PutRealm("x", {"game_id": "x"}), event(1)])
     snapshot = reopen().load(retain=10)
     assert snapshot.realms == [] and len(snapshot.events) == 1
 
 
 def test_deletes_and_order(reopen: Factory) -> None:
     store = reopen()
-    store.write([("realm", g, {"game_id": g}, None) for g in "abc"])
-    store.write([("realm_delete", "b"), ("entity", "e", "a", {}), ("entity_delete", "e")])
+    store.write([PutRealm(g, {"game_id": g}) for g in "abc"])
+    store.write([DeleteRealm("b"), PutEntity("e", "a", {}), DeleteEntity("e")])
     snapshot = reopen().load(retain=10)
     assert [doc["game_id"] for doc, _ in snapshot.realms] == ["a", "c"]
     assert snapshot.entities == []
@@ -86,16 +105,11 @@ def test_deletes_and_order(reopen: Factory) -> None:
 
 def test_load_keeps_the_newest_events_and_trim_drops_the_oldest(reopen: Factory) -> None:
     store = reopen()
-    store.write([("event", event(n)) for n in range(1, 11)] + [("tick", 1, 4), ("tick", 2, 10)])
-    assert [doc["offset"] for doc, _ in store.load(retain=3).events] == [8, 9, 10]
+    store.write([*(event(n) for n in range(1, 11)), MarkTick(1, 4), MarkTick(2, 10)])
+    assert [stored.offset for stored in store.load(retain=3).events] == [8, 9, 10]
     assert store.trim_events(keep=4) == 6
     snapshot = reopen().load(retain=100)
-    assert [(doc["offset"], tick) for doc, tick in snapshot.events] == [
-        (7, 2),
-        (8, 2),
-        (9, 2),
-        (10, 2),
-    ]
+    assert ticks(snapshot.events) == [(7, 2), (8, 2), (9, 2), (10, 2)]
     assert snapshot.last_offset == 10
 
 
@@ -134,29 +148,67 @@ def test_sqlite_unwritable_path_is_a_store_error(tmp_path: Path) -> None:
 
 def test_trim_as_an_op_in_a_write(reopen: Factory) -> None:
     store = reopen()
-    store.write([("event", event(n)) for n in range(1, 6)])
-    store.write([("event", event(6)), ("trim_events", 2)])
-    assert [doc["offset"] for doc, _ in reopen().load(retain=100).events] == [5, 6]
+    store.write([event(n) for n in range(1, 6)])
+    store.write([event(6), TrimEvents(2)])
+    assert [stored.offset for stored in reopen().load(retain=100).events] == [5, 6]
 
 
 def test_read_events_pages_with_ticks_and_follows_trimming(reopen: Factory) -> None:
     store = reopen()
-    store.write([("event", event(n)) for n in range(1, 11)] + [("tick", 3, 4), ("tick", 7, 9)])
-    assert [(doc["offset"], tick) for doc, tick in store.read_events(0, 5)] == [
-        (1, 3),
-        (2, 3),
-        (3, 3),
-        (4, 3),
-        (5, 7),
-    ]
-    assert [(doc["offset"], tick) for doc, tick in store.read_events(8, 100)] == [
-        (9, 7),
-        (10, None),  # not propagated yet
-    ]
+    store.write([*(event(n) for n in range(1, 11)), MarkTick(3, 4), MarkTick(7, 9)])
+    assert ticks(store.read_events(0, 5)) == [(1, 3), (2, 3), (3, 3), (4, 3), (5, 7)]
+    assert ticks(store.read_events(8, 100)) == [(9, 7), (10, None)]  # 10: not propagated yet
     assert store.read_events(10, 5) == []
     store.trim_events(keep=3)
     reopened = reopen()
-    assert [doc["offset"] for doc, _ in reopened.read_events(0, 100)] == [8, 9, 10]
+    assert [stored.offset for stored in reopened.read_events(0, 100)] == [8, 9, 10]
     snapshot = reopened.load(retain=2)
     assert snapshot.first_offset == 8 and snapshot.last_offset == 10
     assert reopen().load(retain=1).first_offset == 8
+
+
+def test_idempotency_keys_are_kept_with_their_events_and_unique(reopen: Factory) -> None:
+    store = reopen()
+    key_a = EventKey("game", "k1", b"d1", 1)
+    store.write([event(1, key_a), event(2), event(3, EventKey("game", "k3", b"d3", 3))])
+    with pytest.raises(Exception):  # noqa: B017 - a key stored twice is refused, whole write
+        store.write([event(4), event(5, EventKey("game", "k1", b"other", 5))])
+    snapshot = reopen().load(retain=1)  # keys of every retained event, not only the loaded
+    assert [(k.key, k.offset, k.digest) for k in snapshot.event_keys] == [
+        ("k1", 1, b"d1"),
+        ("k3", 3, b"d3"),
+    ]
+    assert snapshot.last_offset == 3
+    reopen().write([TrimEvents(1)])
+    assert [k.key for k in reopen().load(retain=10).event_keys] == ["k3"]
+
+
+def test_audiences_come_back_with_their_events_and_leave_with_them(reopen: Factory) -> None:
+    store = reopen()
+    broadcast = {"kind": "broadcast", "upto": 4}
+    selector = {"kind": "selector", "members": [["b", 2]]}
+    store.write([event(1), event(2), event(3), MarkTick(1, 3)])
+    store.write([SetAudience(1, broadcast), SetAudience(3, selector)])
+    audiences = [stored.audience for stored in reopen().read_events(0, 10)]
+    assert audiences == [broadcast, None, selector]
+    assert [stored.audience for stored in reopen().load(retain=10).events] == audiences
+    reopen().write([TrimEvents(1)])
+    assert [(s.offset, s.audience) for s in reopen().load(retain=10).events] == [(3, selector)]
+
+
+def test_sqlite_reports_the_real_cause_of_a_full_disk(tmp_path: Path) -> None:
+    """A full disk makes SQLite roll back by itself; the error must be "full", not "cannot
+    rollback", and the store must write again once there is room."""
+    store = SqliteStore(tmp_path)
+    try:
+        store.write([event(1)])
+        (pages,) = store._db.execute("PRAGMA page_count").fetchone()
+        store._db.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more page
+        big = [event(n, blob="x" * 5000) for n in range(2, 50)]
+        with pytest.raises(Exception, match="full"):
+            store.write(big)
+        store._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+        store.write(big)
+        assert len(store.read_events(0, 100)) == 49
+    finally:
+        store.close()

@@ -14,7 +14,13 @@ from typing import Any, Final, Literal
 
 from seedmmo.core.behaviour import Behaviour, behaviour_from_value
 from seedmmo.core.entity_query import EntityColumns, EntityQuery, QueryPage
-from seedmmo.core.fields import check_id, check_known_fields, check_mapping, check_str
+from seedmmo.core.fields import (
+    check_id,
+    check_json_object,
+    check_known_fields,
+    check_mapping,
+    check_str,
+)
 from seedmmo.core.stat7 import Stat7, Stat7Uri, identity_address
 from seedmmo.core.travel import Travel, TravelState
 from seedmmo.errors import Conflict, InvalidField, NotFound
@@ -30,9 +36,7 @@ MAX_STATE_BYTES: Final = 16_384
 
 
 def _check_state(value: Any, where: str) -> dict[str, Any]:
-    state = dict(check_mapping(value, where))
-    if len(repr(state)) > MAX_STATE_BYTES:  # repr is a cheap upper bound of the JSON size
-        raise InvalidField(where, f"at most about {MAX_STATE_BYTES} bytes")
+    state, _size = check_json_object(value, where, max_bytes=MAX_STATE_BYTES)
     return state
 
 
@@ -176,6 +180,7 @@ class EntityIndex:
         self._by_realm: dict[str, dict[str, None]] = {}
         self._in_transit: dict[str, None] = {}
         self._by_address: dict[str, str] = {}
+        self._owned: dict[str, int] = {}  # realm -> entities it owns (there or away)
         self._columns = EntityColumns()
         self.find = self._by_id.get
 
@@ -193,6 +198,7 @@ class EntityIndex:
         if entity.id in self._by_id:
             raise Conflict(f"entity {entity.id!r} already exists", code="duplicate_entity")
         self._by_id[entity.id] = entity
+        self._own(entity.realm, 1)
         self._place(entity.id, entity.location)
         self._columns.add(entity.id, entity.seq, entity.kind, entity.location)
         self._address_and_columns(entity)
@@ -200,6 +206,7 @@ class EntityIndex:
     def remove(self, entity_id: str) -> Entity:
         entity = self.get(entity_id)
         del self._by_id[entity_id]
+        self._own(entity.realm, -1)
         self._by_address.pop(entity.stat7_address, None)
         self._unplace(entity_id, entity.location)
         self._columns.remove(entity_id)
@@ -212,9 +219,12 @@ class EntityIndex:
 
     def move(self, entity: Entity, apply: Callable[[], None]) -> None:
         """Run `apply()` (which changes where `entity` is) and re-file the entity."""
-        before = entity.location
+        before, owner = entity.location, entity.realm
         apply()
         after = entity.location
+        if entity.realm != owner:
+            self._own(owner, -1)
+            self._own(entity.realm, 1)
         if before != after:
             self._unplace(entity.id, before)
             self._place(entity.id, after)
@@ -226,6 +236,17 @@ class EntityIndex:
         self._columns.set_coordinates(
             entity.id, c.horizon, c.lineage, c.resonance, c.velocity, c.density
         )
+
+    def _own(self, realm: str, change: int) -> None:
+        count = self._owned.get(realm, 0) + change
+        if count:
+            self._owned[realm] = count
+        else:
+            self._owned.pop(realm, None)
+
+    def owned_by(self, realm: str) -> int:
+        """How many entities `realm` owns: those in it and those travelling from it."""
+        return self._owned.get(realm, 0)
 
     def _place(self, entity_id: str, location: str | None) -> None:
         if location is None:

@@ -12,18 +12,30 @@ The source of an event is never taken from the body: it is the authenticated gam
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from seedmmo.core.fields import check_id, check_known_fields, check_mapping, check_str
+import orjson
+
+from seedmmo.core.fields import (
+    check_id,
+    check_json_object,
+    check_known_fields,
+    check_mapping,
+    check_str,
+)
 from seedmmo.core.selector import Selector
 from seedmmo.core.stat7 import Stat7, address, identity_document
 from seedmmo.errors import Forbidden, InvalidField
 
 if TYPE_CHECKING:
-    from seedmmo.core.router import Audience
+    from seedmmo.core.audience import Audience
 
-__all__ = ["CrossGameEvent", "PublishRequest", "Visibility"]
+__all__ = ["MAX_EVENT_BYTES", "CrossGameEvent", "PublishRequest", "Visibility", "private_salt"]
+
+MAX_EVENT_BYTES: Final = 256 * 1024  # an event's `data`, encoded (the server's default limit)
 
 Visibility = Literal["private", "public"]
 _VISIBILITIES: Final = ("private", "public")
@@ -38,6 +50,7 @@ _PUBLISH_FIELDS: Final = frozenset(
         "event_type_detail",
         "data",
         "visibility",
+        "idempotency_key",
     }
 )
 
@@ -52,13 +65,19 @@ class PublishRequest:
     target_game_id: str | None = None
     selector: Selector | None = None
     visibility: Visibility = "public"
+    idempotency_key: str | None = None
+    data_bytes: int = 2  # `data` encoded: what the event costs in memory and on disk
 
     @classmethod
-    def from_dict(cls, body: Any, *, source_game_id: str) -> PublishRequest:
+    def from_dict(
+        cls, body: Any, *, source_game_id: str, max_data_bytes: int = MAX_EVENT_BYTES
+    ) -> PublishRequest:
         """Validate a publish body sent by `source_game_id` (the authenticated game).
 
         ``event_type`` and ``event_type_detail`` are synonyms (the seed's clients send
-        ``event_type``); ``data`` must be an object.
+        ``event_type``); ``data`` must be a JSON object within the size and depth limits.
+        ``idempotency_key`` (optional, 1-128 characters) makes a retry return the first
+        acknowledgement instead of publishing again.
         """
         obj = check_mapping(body, "$")
         check_known_fields(obj, _PUBLISH_FIELDS, "$")
@@ -74,7 +93,8 @@ class PublishRequest:
         raw_selector = obj.get("selector")
         if target is not None and raw_selector is not None:
             raise InvalidField("selector", "give target_game_id or selector, not both")
-        data = check_mapping(obj.get("data", {}), "data")
+        data, data_bytes = check_json_object(obj.get("data", {}), "data", max_bytes=max_data_bytes)
+        key = obj.get("idempotency_key")
         unicast = target is not None
         visibility = obj.get("visibility", "private" if unicast else "public")
         if visibility not in _VISIBILITIES:
@@ -82,18 +102,41 @@ class PublishRequest:
         return cls(
             source_game_id=source_game_id,
             event_type_detail=check_str(detail, "event_type", max_length=128),
-            data=dict(data),
+            data=data,
             target_game_id=None if target is None else check_id(target, "target_game_id"),
             selector=None if raw_selector is None else Selector.from_dict(raw_selector),
             visibility=visibility,
+            idempotency_key=None
+            if key is None
+            else check_str(key, "idempotency_key", max_length=128),
+            data_bytes=data_bytes,
         )
+
+    def fingerprint(self) -> bytes:
+        """A digest of what is published, to tell a retry from a key reused for other content."""
+        content = [
+            self.event_type_detail,
+            self.target_game_id,
+            None if self.selector is None else self.selector.to_dict(),
+            self.visibility,
+            self.data,
+        ]
+        encoded = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(encoded, digest_size=16).digest()
+
+
+def private_salt(secret: bytes, event_id: str) -> str:
+    """The salt in a private event's address: a keyed hash of its id under the universe's
+    address secret, so nobody without the secret can compute the address from guessed content."""
+    return hmac.new(secret, event_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(slots=True)
 class CrossGameEvent:
     """An accepted event. `control_tick_id` is set when the control tick propagates it;
-    `audience` says who it is for (known at publish for unicast and broadcast, resolved by the
-    tick for a selector)."""
+    `audience` says who it is for (known at publish for a unicast, fixed by the tick for a
+    broadcast or a selector: :mod:`seedmmo.core.audience`). A private event carries a `salt`
+    derived from a server secret, so its address cannot be computed from its content."""
 
     event_id: str
     offset: int
@@ -109,6 +152,10 @@ class CrossGameEvent:
     created_at: str
     control_tick_id: int | None = None
     audience: Audience | None = None
+    source_incarnation: int = 0
+    salt: str | None = None
+    idempotency_key: str | None = None
+    size: int = 0  # roughly what it holds in memory, in bytes
     _address: str | None = None
 
     @property
@@ -130,19 +177,22 @@ class CrossGameEvent:
     def stat7_address(self) -> str:
         """Computed on first use: hashing every event on the publish path would cost ~20 us."""
         if self._address is None:
+            state: dict[str, Any] = {
+                "event_type_detail": self.event_type_detail,
+                "source_game_id": self.source_game_id,
+                "target_game_id": self.target_game_id,
+                "selector": None if self.selector is None else self.selector.to_dict(),
+                "data": self.data,
+            }
+            if self.salt is not None:
+                state["salt"] = self.salt
             self._address = address(
                 identity_document(
                     created_at=self.created_at,
                     entity_type="event",
                     id=self.event_id,
                     stat7=self.stat7,
-                    state={
-                        "event_type_detail": self.event_type_detail,
-                        "source_game_id": self.source_game_id,
-                        "target_game_id": self.target_game_id,
-                        "selector": None if self.selector is None else self.selector.to_dict(),
-                        "data": self.data,
-                    },
+                    state=state,
                 )
             )
         return self._address

@@ -12,12 +12,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import orjson
+
 from seedmmo.errors import InvalidField, MalformedInput
 
 __all__ = [
     "ID_PATTERN",
+    "MAX_JSON_DEPTH",
     "check_id",
     "check_int",
+    "check_json_object",
     "check_known_fields",
     "check_mapping",
     "check_number",
@@ -26,6 +30,9 @@ __all__ = [
 ]
 
 ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+# Free-form JSON (event data, entity state) nests at most this deep: far beyond what game data
+# needs, far within what the encoders and the store can take (orjson stops at 255 levels).
+MAX_JSON_DEPTH: Final = 32
 
 
 def check_mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -90,3 +97,37 @@ def check_int(value: Any, field: str, *, low: int = 0, high: int = 2**63 - 1) ->
     if not low <= value <= high:
         raise InvalidField(field, f"must be in [{low}, {high}]; got {value}")
     return value
+
+
+def check_json_object(value: Any, field: str, *, max_bytes: int) -> tuple[dict[str, Any], int]:
+    """Free-form JSON: an object of JSON values (string keys, finite numbers), nested at most
+    :data:`MAX_JSON_DEPTH` levels and at most `max_bytes` once encoded. Returns a shallow copy
+    and its encoded size."""
+    obj = dict(check_mapping(value, field))
+    _check_json(obj, field, 1)
+    try:
+        size = len(orjson.dumps(obj))
+    except (TypeError, orjson.JSONEncodeError) as exc:  # values given in-process, not parsed
+        raise InvalidField(field, f"must be JSON: {exc}") from None
+    if size > max_bytes:
+        raise InvalidField(field, f"at most {max_bytes} bytes once encoded; got {size}")
+    return obj, size
+
+
+def _check_json(value: Any, field: str, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidField(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidField(field, f"keys must be strings; got {type(key).__name__}")
+            if isinstance(item, dict | list):
+                _check_json(item, field, depth + 1)
+            elif type(item) is float and not math.isfinite(item):
+                raise InvalidField(field, f"numbers must be finite; got {item!r}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _check_json(item, field, depth + 1)
+            elif type(item) is float and not math.isfinite(item):
+                raise InvalidField(field, f"numbers must be finite; got {item!r}")

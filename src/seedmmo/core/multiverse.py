@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from seedmmo.core.audience import Audience
+from seedmmo.core.behaviour import Behaviour
 from seedmmo.core.effects import (
     Effect,
     EntityChanged,
@@ -39,17 +41,19 @@ from seedmmo.core.effects import (
     TravelChanged,
 )
 from seedmmo.core.entities import Entity, EntityIndex, EntityPatch, EntitySpec
-from seedmmo.core.events import CrossGameEvent, PublishRequest
+from seedmmo.core.events import MAX_EVENT_BYTES, CrossGameEvent, PublishRequest, private_salt
 from seedmmo.core.npc import NpcRunner
+from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
 from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
 from seedmmo.core.registry import RealmRegistry
-from seedmmo.core.router import SelectorCache, check_route, fixed_audience, resolve_selector
+from seedmmo.core.router import SelectorCache, check_route, resolve_selector, unicast_audience
 from seedmmo.core.stat7 import format_timestamp
 from seedmmo.core.travel import Travel, TravelRequest
 from seedmmo.core.travel_desk import TravelDesk
 from seedmmo.errors import Conflict, Forbidden, InvalidField
 
 __all__ = [
+    "EarlierPublish",
     "Effect",
     "EntityChanged",
     "EntityRemoved",
@@ -60,6 +64,7 @@ __all__ = [
     "LifecyclePolicy",
     "Multiverse",
     "NpcActed",
+    "Quotas",
     "RealmStateChanged",
     "TickCompleted",
     "TickReport",
@@ -97,6 +102,19 @@ class LifecyclePolicy:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """What one game may ask of the shared tick: the core's work per tick stays bounded
+    whatever the games do. Over a quota is a clear error (409 ``entity_quota_exceeded``, 422
+    for a behaviour that acts too often); NPC actions over the per-tick budget wait a tick."""
+
+    max_entities_per_realm: int = 5_000
+    npc_min_every_ticks: int = 10  # an NPC acts at most every this many ticks
+    npc_actions_per_tick: int = 500  # all realms together
+    npc_actions_per_realm_per_tick: int = 100
+    max_event_bytes: int = MAX_EVENT_BYTES
+
+
 @dataclass(slots=True)
 class UniverseCounters:
     total_games_registered: int = 0
@@ -121,8 +139,12 @@ class Multiverse:
         epoch: str = "1",
         policy: LifecyclePolicy | None = None,
         counters: UniverseCounters | None = None,
+        quotas: Quotas | None = None,
+        address_secret: bytes = b"",
     ) -> None:
         self._clock = clock
+        self.quotas = quotas or Quotas()
+        self._address_secret = address_secret  # salts private events' addresses
         self._rng = random.Random(seed)
         self.epoch = epoch
         self.policy = policy or LifecyclePolicy()
@@ -137,6 +159,7 @@ class Multiverse:
             self.registry, self.entities, self.travels, self._emit, self._world_rng
         )
         self._pending: list[CrossGameEvent] = []
+        self.publish_keys = PublishKeys()
         self._outbox: list[Effect] = []
         self._checks: dict[int, list[str]] = {}  # tick -> realms whose deadline to check then
         self._next_check: dict[str, int] = {}  # realm -> earliest tick a check is scheduled
@@ -179,6 +202,7 @@ class Multiverse:
             tick=self.tick,
             hosted=hosted,
             broadcasts_so_far=self.counters.broadcasts_propagated,
+            incarnation=self.counters.total_games_registered + 1,
         )
         self.registry.add(realm)
         self.counters.total_games_registered += 1
@@ -206,6 +230,13 @@ class Multiverse:
         if actor is not None and game_id != actor:
             raise Forbidden(f"game {actor!r} may only place entities in its own realm")
         realm = self.registry.get(game_id)
+        self._check_behaviour(spec.behaviour, "behaviour")
+        limit = self.quotas.max_entities_per_realm
+        if self.entities.owned_by(game_id) >= limit:
+            raise Conflict(
+                f"realm {game_id!r} already has {limit} entities (the per-realm quota)",
+                code="entity_quota_exceeded",
+            )
         entity_id = spec.id or f"{spec.kind}_{self._rng.getrandbits(64):016x}"
         if entity_id in self.entities:
             raise Conflict(f"entity {entity_id!r} already exists", code="duplicate_entity")
@@ -242,6 +273,8 @@ class Multiverse:
         entity = self.owned_entity(entity_id, actor)
         if patch.changes_behaviour and entity.kind != "npc" and patch.behaviour is not None:
             raise InvalidField("behaviour", "only NPCs have behaviours")
+        if patch.changes_behaviour:
+            self._check_behaviour(patch.behaviour, "behaviour")
         if patch.name is not None:
             entity.name = patch.name
         if patch.stat7 is not None:
@@ -292,13 +325,30 @@ class Multiverse:
             self._schedule(game_id, self.tick + self.policy.unhealthy_after_ticks)
         return realm
 
-    def publish(self, request: PublishRequest) -> CrossGameEvent:
-        """Accept an event for the next control tick; 404 for an unknown source or target."""
+    def _check_behaviour(self, behaviour: Behaviour | None, where: str) -> None:
+        minimum = self.quotas.npc_min_every_ticks
+        if behaviour is not None and behaviour.every_ticks[0] < minimum:
+            raise InvalidField(
+                f"{where}.every_ticks",
+                f"an NPC acts at most every {minimum} ticks (the server's minimum period)",
+            )
+
+    def publish(self, request: PublishRequest) -> CrossGameEvent | EarlierPublish:
+        """Accept an event for the next control tick; 404 for an unknown source or target. A
+        request whose idempotency key names an earlier event returns that one instead."""
         check_route(request, self.registry)
+        digest = b""
+        if request.idempotency_key is not None:
+            earlier, digest = self.publish_keys.earlier(request)
+            if earlier is not None:
+                return earlier
         now = self._clock()
         counters = self.counters
+        source = self.registry.get(request.source_game_id)
+        event_id = "evt_" + uuid.UUID(int=self._rng.getrandbits(128), version=4).hex
+        target = request.target_game_id
         event = CrossGameEvent(
-            event_id="evt_" + uuid.UUID(int=self._rng.getrandbits(128), version=4).hex,
+            event_id=event_id,
             offset=counters.next_offset,
             epoch=self.epoch,
             event_type_detail=request.event_type_detail,
@@ -310,11 +360,21 @@ class Multiverse:
             accepted_tick=self.tick + 1,
             timestamp=iso_micro(now),
             created_at=format_timestamp(now),
-            audience=fixed_audience(request),
+            audience=None if target is None else unicast_audience(target, self.registry),
+            source_incarnation=source.incarnation,
+            salt=private_salt(self._address_secret, event_id)
+            if request.visibility == "private"
+            else None,
+            idempotency_key=request.idempotency_key,
+            size=600 + request.data_bytes,
         )
+        if request.idempotency_key is not None:
+            self.publish_keys.remember(
+                request.source_game_id, request.idempotency_key, digest, event.offset
+            )
         counters.next_offset += 1
         counters.total_cross_game_events += 1
-        self.registry.get(request.source_game_id).events_sent += 1
+        source.events_sent += 1
         self._pending.append(event)
         self._emit(EventAccepted(event))
         return event
@@ -333,7 +393,8 @@ class Multiverse:
             for game_id in due:
                 self._check_deadline(game_id, tick_id)
         self.travels.advance(tick_id)
-        self.npcs.run(tick_id)
+        quotas = self.quotas
+        self.npcs.run(tick_id, quotas.npc_actions_per_tick, quotas.npc_actions_per_realm_per_tick)
         pending = self._pending
         if durable_through is None or not pending or pending[-1].offset <= durable_through:
             batch, self._pending = pending, []
@@ -349,11 +410,14 @@ class Multiverse:
                 event.control_tick_id = tick_id
                 event.accepted_tick = tick_id  # later than promised if it became durable late
                 audience = event.audience
-                if audience is None:  # a selector: its realms are the ones registered now
-                    assert event.selector is not None
-                    audience = event.audience = resolve_selector(
-                        event.selector, event.source_game_id, self.registry, selectors
-                    )
+                if audience is None:  # a broadcast or selector: the realms registered now
+                    if event.selector is None:
+                        audience = Audience("broadcast", upto=counters.total_games_registered)
+                    else:
+                        audience = resolve_selector(
+                            event.selector, event.source_game_id, self.registry, selectors
+                        )
+                    event.audience = audience
                 if audience.kind == "broadcast":
                     counters.broadcasts_propagated += 1
                     source = find(event.source_game_id)
@@ -377,14 +441,19 @@ class Multiverse:
         realms: list[Realm],
         entities: list[Entity],
         pending: list[CrossGameEvent],
+        publish_keys: Iterable[tuple[str, str, bytes, int]] = (),
     ) -> None:
         """Put back what a store kept (no effects: it is already stored). Pending events are
         propagated by the next tick; heartbeat deadlines are re-checked on the next tick."""
+        counters = self.counters
         for realm in realms:
+            counters.total_games_registered = max(
+                counters.total_games_registered, realm.incarnation
+            )
             self.registry.add(realm)
             if not realm.hosted and realm.state in (RealmState.ONLINE, RealmState.UNHEALTHY):
                 self._schedule(realm.game_id, self.tick + 1)
-        counters = self.counters
+        self.publish_keys.restore(publish_keys)
         numbered = sorted((e for e in entities if e.seq), key=lambda e: e.seq)
         if numbered:
             counters.next_entity_seq = max(counters.next_entity_seq, numbered[-1].seq + 1)

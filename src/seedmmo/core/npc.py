@@ -59,24 +59,39 @@ class NpcRunner:
         self._next[entity.id] = due
         self._wheel.setdefault(due, []).append(entity.id)
 
-    def run(self, tick: int) -> int:
-        """Let the NPCs due on `tick` act; returns how many did."""
+    def run(self, tick: int, budget: int = 1_000_000, per_realm: int = 1_000_000) -> int:
+        """Let the NPCs due on `tick` act, at most `budget` of them and `per_realm` of any one
+        realm: the rest wait for the next tick, ahead of those due then (nobody starves, and
+        one realm's crowd cannot take the tick from the others). Returns how many acted."""
         due = self._wheel.pop(tick, None)
         if not due:
             return 0
         acted = 0
         find = self._entities.find
+        by_realm: dict[str, int] = {}
+        deferred: list[str] = []
         for entity_id in due:
             if self._next.get(entity_id) != tick:
                 continue
-            del self._next[entity_id]
             entity = find(entity_id)
             if entity is None or entity.behaviour is None:
+                del self._next[entity_id]
                 continue
             if entity.travel is None:
+                done = by_realm.get(entity.realm, 0)
+                if acted >= budget or done >= per_realm:
+                    self._next[entity_id] = tick + 1
+                    deferred.append(entity_id)
+                    continue
+                by_realm[entity.realm] = done + 1
+                del self._next[entity_id]
                 self._act(entity, tick)
                 acted += 1
+            else:
+                del self._next[entity_id]
             self.schedule(entity, tick)
+        if deferred:
+            self._wheel[tick + 1] = deferred + self._wheel.get(tick + 1, [])
         return acted
 
     def _act(self, entity: Entity, tick: int) -> None:

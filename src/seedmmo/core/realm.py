@@ -188,6 +188,13 @@ class Realm:
     direct_received: int = 0
     own_broadcasts_propagated: int = 0
     broadcasts_seen_at_registration: int = 0
+    # which registration this is: grows with every registration in the universe, so a game that
+    # registers again under an old id is a new party (seedmmo.core.audience)
+    incarnation: int = 0
+
+    @property
+    def party(self) -> tuple[str, int]:
+        return (self.game_id, self.incarnation)
 
     @classmethod
     def create(
@@ -198,6 +205,7 @@ class Realm:
         tick: int,
         hosted: bool,
         broadcasts_so_far: int,
+        incarnation: int = 0,
     ) -> Realm:
         coordinate = spec.coordinate
         stat7 = spec.stat7 or spec.default_stat7()
@@ -226,6 +234,7 @@ class Realm:
             state=RealmState.ONLINE if hosted else RealmState.REGISTERED,
             state_since_tick=tick,
             broadcasts_seen_at_registration=broadcasts_so_far,
+            incarnation=incarnation,
         )
 
     def events_received(self, broadcasts_total: int) -> int:

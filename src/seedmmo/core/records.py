@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from seedmmo.core.audience import Audience
 from seedmmo.core.behaviour import Behaviour
 from seedmmo.core.entities import Entity
-from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.events import CrossGameEvent, private_salt
 from seedmmo.core.realm import Realm, RealmCoordinate, RealmState
-from seedmmo.core.router import Audience
 from seedmmo.core.selector import Selector
 from seedmmo.core.stat7 import Stat7
 from seedmmo.core.travel import Travel
@@ -46,6 +48,7 @@ def realm_to_record(realm: Realm) -> dict[str, Any]:
         "direct_received": realm.direct_received,
         "own_broadcasts_propagated": realm.own_broadcasts_propagated,
         "broadcasts_seen_at_registration": realm.broadcasts_seen_at_registration,
+        "incarnation": realm.incarnation,
     }
 
 
@@ -68,6 +71,7 @@ def realm_from_record(doc: dict[str, Any]) -> Realm:
         direct_received=doc["direct_received"],
         own_broadcasts_propagated=doc["own_broadcasts_propagated"],
         broadcasts_seen_at_registration=doc["broadcasts_seen_at_registration"],
+        incarnation=doc.get("incarnation", 0),  # realms stored before incarnations: 0
     )
 
 
@@ -101,8 +105,10 @@ def entity_from_record(doc: dict[str, Any]) -> Entity:
 
 def event_to_record(event: CrossGameEvent) -> dict[str, Any]:
     """Everything needed to replay the event after a restart. ``control_tick_id`` is not in
-    it: it is known only once a tick has propagated the event (stores keep tick marks)."""
-    return {
+    it: it is known only once a tick has propagated the event (stores keep tick marks); nor is
+    the audience of a broadcast or selector, which its tick fixes (stored beside it)."""
+    audience = event.audience
+    record = {
         "event_id": event.event_id,
         "offset": event.offset,
         "epoch": event.epoch,
@@ -114,14 +120,41 @@ def event_to_record(event: CrossGameEvent) -> dict[str, Any]:
         "visibility": event.visibility,
         "timestamp": event.timestamp,
         "created_at": event.created_at,
+        "source_incarnation": event.source_incarnation,
+        "salt": event.salt,
+        "idempotency_key": event.idempotency_key,
     }
+    if audience is not None and audience.kind == "unicast":
+        record["audience"] = audience.to_doc()
+    return record
 
 
 def event_from_record(
-    doc: dict[str, Any], *, control_tick_id: int | None, audience: Audience | None
+    doc: dict[str, Any],
+    *,
+    control_tick_id: int | None,
+    tick_audience: dict[str, Any] | None = None,
+    address_secret: bytes = b"",
 ) -> CrossGameEvent:
     """The stored event; `control_tick_id` from the store's tick marks (None: not propagated
-    yet), and its `audience` as resolved by the caller."""
+    yet), and `tick_audience` the audience its tick fixed (for a broadcast or selector).
+
+    Events stored before audiences were kept: a unicast's target is taken as its first
+    incarnation (0); a propagated broadcast or selector without a stored audience reaches no
+    game (it is never matched against the realms of today); a private event without a salt
+    gets the one `address_secret` gives it."""
+    audience: Audience | None
+    if doc.get("audience") is not None:
+        audience = Audience.from_doc(doc["audience"])
+    elif doc["target_game_id"] is not None:
+        audience = Audience("unicast", ((doc["target_game_id"], 0),))
+    elif tick_audience is not None:
+        audience = Audience.from_doc(tick_audience)
+    elif control_tick_id is not None:
+        # upto 0 / no members: realms registered before incarnations were kept, at most
+        audience = Audience("broadcast") if doc["selector"] is None else Audience("selector")
+    else:
+        audience = None  # not propagated yet: its tick resolves it
     return CrossGameEvent(
         event_id=doc["event_id"],
         offset=doc["offset"],
@@ -137,4 +170,18 @@ def event_from_record(
         created_at=doc["created_at"],
         control_tick_id=control_tick_id,
         audience=audience,
+        source_incarnation=doc.get("source_incarnation", 0),
+        salt=doc.get("salt")
+        or (
+            private_salt(address_secret, doc["event_id"])
+            if doc["visibility"] == "private"
+            else None
+        ),
+        idempotency_key=doc.get("idempotency_key"),
+        size=event_size(doc),
     )
+
+
+def event_size(doc: dict[str, Any]) -> int:
+    """What an event holds in memory, roughly: its data encoded plus a fixed overhead."""
+    return 600 + len(orjson.dumps(doc["data"]))

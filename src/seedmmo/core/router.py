@@ -1,49 +1,21 @@
-"""Routing: who an accepted event is for.
+"""Routing: checking where a publish may go, and fixing each event's audience.
 
-Three audiences, one per way of publishing:
-
-- **unicast**: the one target realm, topic ``realm:<game_id>``;
-- **broadcast**: every realm but the source. The core does not enumerate realms for it: it is
-  one delivery to the ``broadcast`` topic, which the transport fans out (to every game connection
-  but the source's, and to observers), so its cost in the core is O(1) however many realms exist;
-- **selector**: the realms the selector matches when the event is propagated (candidates come
-  from the registry's indexes), the source excluded.
-
-Every audience also reaches the ``events`` topic, the observers' feed (private data redacted).
+A unicast's audience is fixed when it is published (the target as registered then); a
+broadcast's and a selector's when the control tick propagates them (the realms registered then;
+a selector's candidates come from the registry's indexes, and a broadcast is not enumerated at
+all: it is "every realm of incarnation up to N but the source", O(1) however many realms exist).
+Who may then read what is :mod:`seedmmo.core.audience`'s rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
-
-from seedmmo.core.events import CrossGameEvent, PublishRequest
+from seedmmo.core.audience import Audience, Party
+from seedmmo.core.events import PublishRequest
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.selector import Selector
 from seedmmo.errors import NotFound
 
-__all__ = [
-    "BROADCAST_TOPIC",
-    "Audience",
-    "SelectorCache",
-    "check_route",
-    "fixed_audience",
-    "resolve_selector",
-]
-
-BROADCAST_TOPIC: Final = "broadcast"
-
-
-@dataclass(frozen=True, slots=True)
-class Audience:
-    kind: Literal["unicast", "broadcast", "selector"]
-    game_ids: tuple[str, ...]  # unicast: the target; selector: the matches; broadcast: ()
-    exclude: str | None = None  # broadcast: the source, which does not receive its own event
-
-    def topics(self) -> tuple[str, ...]:
-        if self.kind == "broadcast":
-            return (BROADCAST_TOPIC,)
-        return tuple(f"realm:{game_id}" for game_id in self.game_ids)
+__all__ = ["SelectorCache", "check_route", "resolve_selector", "unicast_audience"]
 
 
 def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
@@ -55,17 +27,12 @@ def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
         )
 
 
-def fixed_audience(request: PublishRequest | CrossGameEvent) -> Audience | None:
-    """The audience of a unicast or broadcast, known at publish time; None for a selector,
-    whose audience depends on the realms registered when the event is propagated."""
-    if request.target_game_id is not None:
-        return Audience("unicast", (request.target_game_id,))
-    if request.selector is None:
-        return Audience("broadcast", (), exclude=request.source_game_id)
-    return None
+def unicast_audience(target_game_id: str, registry: RealmRegistry) -> Audience:
+    target = registry.get(target_game_id)
+    return Audience("unicast", ((target.game_id, target.incarnation),))
 
 
-SelectorCache = dict[Selector, tuple[str, ...]]
+SelectorCache = dict[Selector, tuple[Party, ...]]
 
 
 def resolve_selector(
@@ -75,5 +42,7 @@ def resolve_selector(
     registry does not change during one), so a selector repeated in a tick is resolved once."""
     matches = cache.get(selector)
     if matches is None:
-        matches = cache[selector] = tuple(realm.game_id for realm in registry.select(selector))
-    return Audience("selector", tuple(g for g in matches if g != source_game_id))
+        matches = cache[selector] = tuple(
+            (realm.game_id, realm.incarnation) for realm in registry.select(selector)
+        )
+    return Audience("selector", tuple(m for m in matches if m[0] != source_game_id))

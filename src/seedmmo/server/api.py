@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
 from seedmmo.core.realm import RealmState
 from seedmmo.core.stat7 import HORIZONS
@@ -23,7 +24,7 @@ from seedmmo.server.auth import Principal, Role
 from seedmmo.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from seedmmo.server.orchestrator import Orchestrator, actor_of
 
-__all__ = ["metrics_router", "router"]
+__all__ = ["BodyCutShort", "metrics_router", "router"]
 
 router = APIRouter(prefix="/api")
 
@@ -49,11 +50,24 @@ async def json_body(request: Request) -> Any:
     limit = orchestrator_of(request).settings.max_body_bytes
     check_declared_length(request.headers.get("content-length"), limit)
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise TooLarge(f"body over {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                raise TooLarge(f"body over {limit} bytes")
+    except ClientDisconnect:
+        raise BodyCutShort() from None
     return parse_json(raw)
+
+
+class BodyCutShort(MalformedInput):
+    """The client went away before sending the whole body: nothing is done with a part of it
+    (and nobody is there to read the answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the connection closed before the whole body arrived", code="body_cut_short"
+        )
 
 
 def check_declared_length(declared: str | None, limit: int) -> None:
@@ -71,7 +85,7 @@ def parse_json(raw: bytes | bytearray) -> Any:
 
 
 def health_reply(orchestrator: Orchestrator) -> tuple[int, dict[str, Any]]:
-    body = orchestrator.health()
+    body = orchestrator.views.health()
     return (200 if body["status"] == "healthy" else 503), body
 
 
@@ -80,13 +94,7 @@ async def publish_reply(
 ) -> dict[str, Any]:
     """Accept the event and answer once it is durable."""
     principal.require_game()
-    event = orchestrator.publish(body, principal)
-    await orchestrator.acknowledged(event)
-    return {
-        "event_id": event.event_id,
-        "offset": event.offset,
-        "accepted_tick": event.accepted_tick,
-    }
+    return await orchestrator.publish(body, principal).wait()
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -140,7 +148,7 @@ async def whoami(request: Request) -> Response:
 
 @router.get("/stats", summary="Universe counters, tick timing, clients")
 async def stats(request: Request) -> Response:
-    return reply(orchestrator_of(request).stats())
+    return reply(orchestrator_of(request).views.stats())
 
 
 # ----------------------------------------------------------------------------- realms
@@ -159,12 +167,12 @@ async def list_realms(request: Request) -> Response:
         raise InvalidField("state", "must be registered, online, unhealthy or offline")
     filters = {name: params.get(name) for name in ("realm_type", "adjacency", "resonance")}
     filters["state"] = state
-    return reply({"realms": orchestrator_of(request).realms(filters)})
+    return reply({"realms": orchestrator_of(request).views.realms(filters)})
 
 
 @router.get("/realms/{game_id}", summary="One realm")
 async def get_realm(game_id: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).realm(game_id))
+    return reply(orchestrator_of(request).views.realm(game_id))
 
 
 @router.post(
@@ -189,7 +197,7 @@ async def get_realm(game_id: str, request: Request) -> Response:
 async def register_game(request: Request) -> Response:
     principal_of(request).require_admin()
     body = await json_body(request)
-    return reply(orchestrator_of(request).register_game(body), 201)
+    return reply(await orchestrator_of(request).register_game(body).wait(), 201)
 
 
 @router.delete("/games/{game_id}", summary="Unregister a game (admin, or the game itself)")
@@ -200,14 +208,14 @@ async def unregister_game(game_id: str, request: Request) -> Response:
         raise Unauthenticated("this needs the admin token or the game's key")
     orchestrator.multiverse.registry.get(game_id)  # 404 for what does not exist, then 403
     principal.require_game(game_id)
-    return reply(orchestrator.unregister_game(game_id))
+    return reply(await orchestrator.unregister_game(game_id).wait())
 
 
 @router.post("/games/{game_id}/heartbeat", summary="A sign of life from the game")
 async def heartbeat(game_id: str, request: Request) -> Response:
     principal = principal_of(request)
     principal.require_game(game_id)
-    return reply(orchestrator_of(request).heartbeat(game_id))
+    return reply(await orchestrator_of(request).heartbeat(game_id).wait())
 
 
 # ----------------------------------------------------------------------------- events
@@ -244,11 +252,11 @@ async def list_events(request: Request) -> Response:
         raise InvalidField(unknown[0], "unknown parameter; use after, limit, game_id")
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
-    page = orchestrator_of(request).events_page(
+    page = orchestrator_of(request).views.events_page(
         after=after,
         limit=limit,
         game_id=request.query_params.get("game_id"),
-        principal=principal_of(request),
+        viewer=principal_of(request),
     )
     return reply(page)
 
@@ -262,7 +270,7 @@ async def list_npcs(request: Request) -> Response:
     if unknown:
         raise InvalidField(unknown[0], "unknown parameter; use realm")
     realm = request.query_params.get("realm")
-    npcs = orchestrator_of(request).npcs(realm)
+    npcs = orchestrator_of(request).views.npcs(realm)
     return reply({"npcs": npcs, "total": len(npcs)})
 
 
@@ -292,7 +300,7 @@ def _range_params() -> list[dict[str, Any]]:
     openapi_extra={"parameters": _range_params()},
 )
 async def list_entities(request: Request) -> Response:
-    return reply(orchestrator_of(request).entities_page(request.query_params))
+    return reply(orchestrator_of(request).views.entities_page(request.query_params))
 
 
 ENTITY_BODY = {
@@ -316,13 +324,13 @@ async def create_entity(request: Request) -> Response:
     orchestrator = orchestrator_of(request)
     principal = principal_of(request)
     actor_of(principal)  # 401 before reading a body
-    entity = orchestrator.create_entity(await json_body(request), principal)
+    entity = await orchestrator.create_entity(await json_body(request), principal).wait()
     return reply(entity.to_dict(), 201)
 
 
 @router.get("/entities/{entity_id}", summary="One entity, with its travel and history")
 async def get_entity(entity_id: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).entity(entity_id))
+    return reply(orchestrator_of(request).views.entity(entity_id))
 
 
 @router.patch(
@@ -336,13 +344,14 @@ async def update_entity(entity_id: str, request: Request) -> Response:
     orchestrator = orchestrator_of(request)
     principal = principal_of(request)
     actor_of(principal)
-    entity = orchestrator.update_entity(entity_id, await json_body(request), principal)
+    entity = await orchestrator.update_entity(entity_id, await json_body(request), principal).wait()
     return reply(entity.to_dict())
 
 
 @router.delete("/entities/{entity_id}", summary="Remove an entity (its realm's game, or admin)")
 async def delete_entity(entity_id: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).remove_entity(entity_id, principal_of(request)))
+    acked = orchestrator_of(request).remove_entity(entity_id, principal_of(request))
+    return reply(await acked.wait())
 
 
 @router.post(
@@ -363,12 +372,12 @@ async def travel(entity_id: str, request: Request) -> Response:
     principal = principal_of(request)
     actor_of(principal)
     trip = orchestrator.request_travel(entity_id, await json_body(request), principal)
-    return reply(await orchestrator.travel_acknowledged(trip), 202)
+    return reply(await trip.wait(), 202)
 
 
 @router.get("/stat7/{address}", summary="Resolve a STAT7 address to a realm, entity or event")
 async def resolve(address: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).resolve(address))
+    return reply(orchestrator_of(request).views.resolve(address, principal_of(request)))
 
 
 metrics_router = APIRouter()

@@ -37,12 +37,22 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is asking. A game principal names its registration's `incarnation` too, so a key
+    never speaks for a later registration under the same id (seedmmo.core.audience)."""
+
     role: Role
     game_id: str | None = None
+    incarnation: int = 0
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def party(self) -> tuple[str, int] | None:
+        if self.role is Role.GAME and self.game_id is not None:
+            return (self.game_id, self.incarnation)
+        return None
 
     def require_admin(self) -> None:
         if self.role is Role.PUBLIC:
@@ -76,18 +86,18 @@ class Credentials:
 
     def __init__(self, admin_token: str) -> None:
         self._admin_digest = _digest(admin_token)
-        self._games: dict[bytes, str] = {}  # sha256(game_key) -> game_id
+        self._games: dict[bytes, Principal] = {}  # sha256(game_key) -> its game
         self._game_digests: dict[str, bytes] = {}
 
-    def issue_game_key(self, game_id: str) -> str:
+    def issue_game_key(self, game_id: str, incarnation: int = 0) -> str:
         """A new key for `game_id` (replacing any old one); returned once, stored as a hash."""
         self.revoke(game_id)
         key = "gk_" + secrets.token_urlsafe(32)
-        self.add_game_digest(game_id, _digest(key))
+        self.add_game_digest(game_id, _digest(key), incarnation)
         return key
 
-    def add_game_digest(self, game_id: str, digest: bytes) -> None:
-        self._games[digest] = game_id
+    def add_game_digest(self, game_id: str, digest: bytes, incarnation: int = 0) -> None:
+        self._games[digest] = Principal(Role.GAME, game_id, incarnation)
         self._game_digests[game_id] = digest
 
     def game_digest(self, game_id: str) -> bytes | None:
@@ -105,10 +115,10 @@ class Credentials:
         if hmac.compare_digest(digest, self._admin_digest):
             return Principal(Role.ADMIN)
         # A dict lookup on the digest, not a comparison with the secret: nothing to time.
-        game_id = self._games.get(digest)
-        if game_id is None:
+        principal = self._games.get(digest)
+        if principal is None:
             raise Unauthenticated("invalid token", code="invalid_token")
-        return Principal(Role.GAME, game_id)
+        return principal
 
     def identify_header(self, authorization: str | None) -> Principal:
         if authorization is None:

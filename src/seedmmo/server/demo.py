@@ -73,15 +73,17 @@ def install_demo(orchestrator: Orchestrator) -> None:
         if not restored:
             orchestrator.register_game(realm, hosted=True)
         for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
-            if restored:
-                found = entities.find(npc_id)
-                if found is not None and found.behaviour is None and found.kind == "npc":
+            found = entities.find(npc_id)
+            if found is not None:  # restored (perhaps away in another realm): keep it
+                if found.behaviour is None and found.kind == "npc":
                     # stored by a version whose NPCs did not act yet: wake them up
                     orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN)
                 continue
-            orchestrator.spawn(
-                realm["game_id"],
+            if restored:
+                continue  # the realm lost this NPC since (removed, or gone with a travel)
+            orchestrator.create_entity(
                 {
+                    "realm": realm["game_id"],
                     "id": npc_id,
                     "kind": "npc",
                     "name": name,
@@ -97,4 +99,5 @@ def install_demo(orchestrator: Orchestrator) -> None:
                         "density": density,
                     },
                 },
+                ADMIN,
             )

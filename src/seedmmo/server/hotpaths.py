@@ -16,7 +16,13 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedmmo.errors import SeedError, TooLarge
-from seedmmo.server.api import check_declared_length, health_reply, parse_json, publish_reply
+from seedmmo.server.api import (
+    BodyCutShort,
+    check_declared_length,
+    health_reply,
+    parse_json,
+    publish_reply,
+)
 from seedmmo.server.orchestrator import Orchestrator
 
 __all__ = ["HotPaths"]
@@ -117,7 +123,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise BodyCutShort()  # never publish a part of a body
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -6,15 +6,10 @@ task drains. The hub never awaits a socket, so the tick never waits on a client:
 whose queue is full is a slow consumer and is closed with 1013 (try again later), and nobody
 else notices.
 
-Who receives a cross-game event:
-
-- the games in its audience (every game connection but the source's for a broadcast), with data;
-- subscribers of ``events``, and of ``realm:<id>`` for the source and each audience realm, with
-  data if they are the admin or a party to the event (source or audience), otherwise without the
-  data of a private event;
-- no connection twice.
-
-The same rule, :meth:`Hub.view_for`, decides what a resuming connection is replayed.
+Who receives a cross-game event is :mod:`seedmmo.core.audience`'s rule: the games in its
+audience on their own connections (with data), and the subscribers of ``events`` and of
+``realm:<id>`` for the source and each audience realm (without the data of a private event they
+may not see); no connection twice. The same rule decides what a resuming connection is replayed.
 """
 
 from __future__ import annotations
@@ -24,37 +19,20 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
+from seedmmo.core.audience import View, replay_view, sees_data
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.server.auth import PUBLIC, Principal, Role
 from seedmmo.server.fastpath import Outgoing, RawWriter
 from seedmmo.server.wire import outgoing
 
-__all__ = ["STATIC_TOPICS", "Connection", "Hub", "View", "may_see"]
+__all__ = ["STATIC_TOPICS", "Connection", "Hub"]
 
 log = logging.getLogger("seedmmo.server.hub")
 
 STATIC_TOPICS: Final = frozenset({"ticks", "realms", "events", "entities"})
 CLOSE_SLOW_CONSUMER: Final = 1013
-
-View = Literal["full", "redacted"]
-
-
-def may_see(principal: Principal, event: CrossGameEvent) -> bool:
-    """Whether `principal` may see the data of `event`: always for a public event; for a private
-    one, the admin and the event's parties (its source and its audience) only."""
-    if event.visibility == "public" or principal.is_admin:
-        return True
-    game_id = principal.game_id if principal.role is Role.GAME else None
-    if game_id is None:
-        return False
-    if game_id == event.source_game_id or game_id == event.target_game_id:
-        return True
-    audience = event.audience
-    if audience is None:
-        return False
-    return audience.kind == "broadcast" or game_id in audience.game_ids
 
 
 @dataclass(eq=False, slots=True)
@@ -276,61 +254,42 @@ class Hub:
         self._offer(conn, msg)
 
     def deliver_event(self, event: CrossGameEvent) -> None:
-        """Fan out one propagated event (see the module docstring for who gets what). Each view
-        of it is encoded once, and only if someone receives it."""
+        """Fan out one propagated event (the rule: :mod:`seedmmo.core.audience`). Each view of
+        it is encoded once, and only if someone receives it."""
         audience = event.audience
         assert audience is not None, "only propagated events are delivered"
+        source = event.source_game_id
         recipients: dict[Connection, bool] = {}  # connection -> sees the data
-        if audience.kind == "broadcast":
-            for game_id, conns in self._games.items():
-                if game_id != event.source_game_id:
-                    recipients.update(dict.fromkeys(conns, True))
-        else:
-            for game_id in audience.game_ids:
-                recipients.update(dict.fromkeys(self._games.get(game_id, ()), True))
-        topics = ["events", f"realm:{event.source_game_id}"]
+        games = self._games
+        candidates = (
+            [g for g in games if g != source]
+            if audience.kind == "broadcast"
+            else [g for g in audience.game_ids if g in games]
+        )
+        for game_id in candidates:
+            for conn in games[game_id]:
+                party = conn.principal.party
+                if party is not None and audience.includes(party, source):
+                    recipients[conn] = True
+        topics = ["events", f"realm:{source}"]
         topics += [f"realm:{game_id}" for game_id in audience.game_ids]
         for topic in topics:
             for conn in self._topics.get(topic, ()):
                 if conn not in recipients:
-                    recipients[conn] = may_see(conn.principal, event)
+                    recipients[conn] = sees_data(event, conn.principal)
         full: Outgoing | None = None
         redacted: Outgoing | None = None
-        for conn, sees_data in recipients.items():
+        for conn, sees in recipients.items():
             if event.offset <= conn.replay_until:  # the connection's replay covers it
                 continue
-            if sees_data or event.visibility == "public":
+            if sees:
                 full = full or outgoing(event.to_dict())
                 self._offer(conn, full)
             else:
                 redacted = redacted or outgoing(event.to_dict(redact=True))
                 self._offer(conn, redacted)
 
-    # ------------------------------------------------------------------ the visibility rule
-
     @staticmethod
-    def party_view(conn: Connection, event: CrossGameEvent) -> View:
-        return "full" if may_see(conn.principal, event) else "redacted"
-
-    def view_for(self, conn: Connection, event: CrossGameEvent) -> View | None:
+    def view_for(conn: Connection, event: CrossGameEvent) -> View | None:
         """What `conn` would have been sent of `event` live: the replay rule."""
-        audience = event.audience
-        if audience is None:
-            return None
-        game_id = conn.game_id
-        if game_id is not None:
-            in_audience = (
-                game_id != event.source_game_id
-                if audience.kind == "broadcast"
-                else game_id in audience.game_ids
-            )
-            if in_audience:
-                return "full"
-        topics = conn.topics
-        if (
-            "events" in topics
-            or f"realm:{event.source_game_id}" in topics
-            or any(f"realm:{g}" in topics for g in audience.game_ids)
-        ):
-            return self.party_view(conn, event)
-        return None
+        return replay_view(event, conn.principal, conn.topics)

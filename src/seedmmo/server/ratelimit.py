@@ -24,18 +24,19 @@ class TokenBucket:
     window_start: float = 0.0
     window_s: float = 10.0
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Spend `cost` tokens if there are that many (a cost above `burst` never fits)."""
         if self.tokens < 0:  # first use: a full bucket
             self.tokens, self.last, self.window_start = self.burst, now, now
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
         if now - self.window_start >= self.window_s:
             self.refused, self.window_start = 0, now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         self.refused += 1
         return False
 
-    def retry_after_s(self) -> float:
-        return max(0.0, (1.0 - self.tokens) / self.rate)
+    def retry_after_s(self, cost: float = 1.0) -> float:
+        return max(0.0, (min(cost, self.burst) - self.tokens) / self.rate)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from seedmmo.core.multiverse import Quotas
+
 __all__ = ["ENV_TUNABLE", "Settings", "env_overrides"]
 
 # Settings an operator may set as SEEDMMO_<NAME> (upper case) in the environment.
@@ -21,6 +23,13 @@ ENV_TUNABLE = (
     "ws_refusals_before_close",
     "game_events_per_s",
     "game_events_burst",
+    "game_event_bytes_per_s",
+    "game_event_bytes_burst",
+    "max_event_bytes",
+    "max_entities_per_realm",
+    "npc_min_every_ticks",
+    "npc_actions_per_tick",
+    "npc_actions_per_realm_per_tick",
     "heartbeat_period_s",
     "offline_after_s",
     "cors_origins",
@@ -50,6 +59,13 @@ class Settings:
     ws_refusals_before_close: int = 10_000  # refused within 10 s: flooding, closed with 1008
     game_events_per_s: float = 20_000.0  # publishes per game (REST and WS together)
     game_events_burst: float = 40_000.0
+    game_event_bytes_per_s: float = 4.0 * (1 << 20)  # data bytes published per game
+    game_event_bytes_burst: float = 8.0 * (1 << 20)
+    max_event_bytes: int = 256 * 1024  # one event's data, encoded (422 over it)
+    max_entities_per_realm: int = 5_000  # entities a realm owns (409 over it)
+    npc_min_every_ticks: int = 10  # an NPC's behaviour acts at most this often
+    npc_actions_per_tick: int = 500  # NPC actions in one tick, all realms (the rest wait)
+    npc_actions_per_realm_per_tick: int = 100
     cors_origins: tuple[str, ...] = ()  # exact origins allowed cross-origin; none by default
     store: str = "sqlite"  # or "memory" (nothing survives the process)
     # SQLite: FULL survives power cuts; NORMAL only process crashes (faster acknowledgements)
@@ -57,6 +73,15 @@ class Settings:
         default_factory=lambda: os.environ.get("SEEDMMO_SYNCHRONOUS", "FULL").upper()
     )
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)
+
+    def quotas(self) -> Quotas:
+        return Quotas(
+            max_entities_per_realm=self.max_entities_per_realm,
+            npc_min_every_ticks=self.npc_min_every_ticks,
+            npc_actions_per_tick=self.npc_actions_per_tick,
+            npc_actions_per_realm_per_tick=self.npc_actions_per_realm_per_tick,
+            max_event_bytes=self.max_event_bytes,
+        )
 
 
 def env_overrides(environ: dict[str, str] | None = None) -> dict[str, object]:

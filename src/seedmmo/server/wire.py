@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 
 from seedmmo.core.multiverse import iso_micro
+from seedmmo.errors import RateLimited, SeedError
 from seedmmo.server.fastpath import Outgoing
 
-__all__ = ["encode", "message", "now_iso", "outgoing"]
+__all__ = ["encode", "error_reply", "message", "now_iso", "outgoing"]
 
 
 def now_iso() -> str:
@@ -37,3 +38,11 @@ def encode(obj: Any) -> str:
 def outgoing(obj: Any) -> Outgoing:
     """Encode a server message once, for any number of recipients."""
     return Outgoing(encode(obj))
+
+
+def error_reply(exc: SeedError, ref: Any) -> dict[str, Any]:
+    """The one WebSocket error reply: ``error {code, message, field?, retry_after_s?, ref}``."""
+    fields: dict[str, Any] = dict(exc.to_json()["error"])
+    if isinstance(exc, RateLimited):
+        fields["retry_after_s"] = round(exc.retry_after_s, 3)
+    return message("error", **fields, ref=ref)

@@ -17,24 +17,27 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from seedmmo.errors import InvalidField, MalformedInput, RateLimited, SeedError
+from seedmmo.server.acks import Acked
 from seedmmo.server.auth import Role
 from seedmmo.server.fastpath import Outgoing, RawWriter
 from seedmmo.server.hub import STATIC_TOPICS, Connection
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.ratelimit import TokenBucket
-from seedmmo.server.wire import message, outgoing
+from seedmmo.server.wire import error_reply, message, outgoing
 from seedmmo.store import ReplayGap
 
 __all__ = ["websocket_endpoint"]
 
 log = logging.getLogger("seedmmo.server.ws")
+
+T = TypeVar("T")
 
 PROTOCOL: Final = 1
 REPLAY_PAGE: Final = 256
@@ -186,22 +189,22 @@ async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orches
                 f"over {settings.ws_messages_per_s:g} messages/s; message dropped",
                 retry_after_s=bucket.retry_after_s(),
             )
-            orchestrator.hub.to_connection(
-                conn,
-                outgoing(
-                    message(
-                        "error",
-                        code=error.code,
-                        message=error.message,
-                        ref=None,
-                        retry_after_s=round(error.retry_after_s, 3),
-                    )
-                ),
-            )
+            orchestrator.hub.to_connection(conn, outgoing(error_reply(error, ref_of(raw))))
             continue
         reply = handle_frame(raw, conn, orchestrator)
         if reply is not None:
             orchestrator.hub.to_connection(conn, outgoing(reply))
+
+
+def ref_of(raw: str | bytes) -> Any:
+    """The ``ref`` of a message that is refused unread (rate limited), so the client can tell
+    which request it was; None when there is none or the message is not JSON."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    ref = msg.get("ref") if isinstance(msg, dict) else None
+    return ref if isinstance(ref, str | int) else None
 
 
 def handle_frame(raw: str | bytes, conn: Connection, orchestrator: Orchestrator) -> Any:
@@ -224,7 +227,7 @@ def handle_frame(raw: str | bytes, conn: Connection, orchestrator: Orchestrator)
             raise InvalidField("action", f"unknown action {action!r}; one of {sorted(ACTIONS)}")
         result = handler(msg, conn, orchestrator)
     except SeedError as exc:
-        return message("error", **exc.to_json()["error"], ref=ref)  # code, message, field?
+        return error_reply(exc, ref)
     if result is None:
         return None
     result.setdefault("ref", ref)
@@ -250,7 +253,7 @@ def act_auth(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[
     principal = orch.credentials.identify(token)
     orch.hub.set_principal(conn, principal)
     if principal.role is Role.GAME and principal.game_id is not None:
-        orch.heartbeat(principal.game_id)
+        orch.heartbeat(principal.game_id)  # its reply is this one: a heartbeat changes little
     return message("ok", action="auth", role=principal.role.value, game_id=principal.game_id)
 
 
@@ -310,62 +313,76 @@ def act_unsubscribe(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -
 
 
 def act_list_games(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
-    return message("game_list", games=orch.realms({}))
+    return message("game_list", games=orch.views.realms({}))
 
 
 def act_universe_state(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+    views = orch.views
     return message(
         "universe_state",
-        realms=orch.realms({}),
-        npcs=orch.npcs(None),
-        stats=orch.stats(),
+        realms=views.realms({}),
+        npcs=views.npcs(None),
+        stats=views.stats(),
         epoch=orch.epoch,
         offset=orch.propagated_offset,
         control_tick=orch.multiverse.tick,
     )
 
 
-def act_register_game(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+def answer_when_durable(
+    acked: Acked[T],
+    conn: Connection,
+    orch: Orchestrator,
+    ref: Any,
+    reply: Callable[[T], dict[str, Any]],
+) -> None:
+    """Answer a mutation once what it changed is durable (other messages may be answered
+    meanwhile: the reply carries the request's ``ref``)."""
+
+    def answer(value: T | None, failure: SeedError | None) -> None:
+        if failure is not None or value is None:
+            assert failure is not None
+            body = error_reply(failure, ref)
+        else:
+            body = reply(value)
+            body["ref"] = ref
+        orch.hub.to_connection(conn, outgoing(body))
+
+    acked.then(answer)
+
+
+def act_register_game(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
     conn.principal.require_admin()
     body = msg.get("game", body_of(msg))
-    return message("ok", action="register_game", **orch.register_game(body))
+    acked = orch.register_game(body)
+    answer_when_durable(
+        acked, conn, orch, msg.get("ref"), lambda r: message("ok", action="register_game", **r)
+    )
 
 
-def act_publish_event(
-    msg: dict[str, Any], conn: Connection, orch: Orchestrator
-) -> dict[str, Any] | None:
-    """Accepted now, answered once durable (other messages may be answered meanwhile: the
-    reply carries the request's ``ref``)."""
-    body = msg.get("event", body_of(msg))
-    event = orch.publish(body, conn.principal)
-    ref = msg.get("ref")
-
-    def answer(failure: SeedError | None) -> None:
-        if failure is not None:
-            reply = message("error", code=failure.code, message=failure.message, ref=ref)
-        else:
-            reply = message(
-                "ok",
-                action="publish_event",
-                event_id=event.event_id,
-                offset=event.offset,
-                accepted_tick=event.accepted_tick,
-                ref=ref,
-            )
-        orch.hub.to_connection(conn, outgoing(reply))
-
-    orch.when_acknowledged(event, answer)
-    return None
+def act_publish_event(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
+    acked = orch.publish(msg.get("event", body_of(msg)), conn.principal)
+    answer_when_durable(
+        acked, conn, orch, msg.get("ref"), lambda r: message("ok", action="publish_event", **r)
+    )
 
 
-def act_heartbeat(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
-    game_id = conn.principal.require_game()
-    return message("ok", action="heartbeat", **orch.heartbeat(game_id))
+def act_heartbeat(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
+    acked = orch.heartbeat(conn.principal.require_game())
+    answer_when_durable(
+        acked, conn, orch, msg.get("ref"), lambda r: message("ok", action="heartbeat", **r)
+    )
 
 
-def act_spawn_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
-    entity = orch.create_entity(msg.get("entity", body_of(msg)), conn.principal)
-    return message("ok", action="spawn_entity", entity=entity.to_dict())
+def act_spawn_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
+    acked = orch.create_entity(msg.get("entity", body_of(msg)), conn.principal)
+    answer_when_durable(
+        acked,
+        conn,
+        orch,
+        msg.get("ref"),
+        lambda e: message("ok", action="spawn_entity", entity=e.to_dict()),
+    )
 
 
 def entity_id_of(msg: Mapping[str, Any]) -> str:
@@ -375,36 +392,34 @@ def entity_id_of(msg: Mapping[str, Any]) -> str:
     return entity_id
 
 
-def act_update_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
+def act_update_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
     entity_id = entity_id_of(msg)
     changes = msg.get("changes")
     if changes is None:
         raise InvalidField("changes", "is required: the fields to change")
-    entity = orch.update_entity(entity_id, changes, conn.principal)
-    return message("ok", action="update_entity", entity=entity.to_dict())
-
-
-def act_remove_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any]:
-    return message(
-        "ok", action="remove_entity", **orch.remove_entity(entity_id_of(msg), conn.principal)
+    acked = orch.update_entity(entity_id, changes, conn.principal)
+    answer_when_durable(
+        acked,
+        conn,
+        orch,
+        msg.get("ref"),
+        lambda e: message("ok", action="update_entity", entity=e.to_dict()),
     )
 
 
-def act_travel(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> dict[str, Any] | None:
-    """Accepted now, answered once durable, like ``publish_event``."""
+def act_remove_entity(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
+    acked = orch.remove_entity(entity_id_of(msg), conn.principal)
+    answer_when_durable(
+        acked, conn, orch, msg.get("ref"), lambda r: message("ok", action="remove_entity", **r)
+    )
+
+
+def act_travel(msg: dict[str, Any], conn: Connection, orch: Orchestrator) -> None:
     body = {k: v for k, v in body_of(msg).items() if k != "entity_id"}
-    trip = orch.request_travel(entity_id_of(msg), body, conn.principal)
-    ref = msg.get("ref")
-
-    def answer(failure: SeedError | None) -> None:
-        if failure is not None:
-            reply = message("error", code=failure.code, message=failure.message, ref=ref)
-        else:
-            reply = message("ok", action="travel", **trip.reply(), ref=ref)
-        orch.hub.to_connection(conn, outgoing(reply))
-
-    orch.when_travel_acknowledged(trip, answer)
-    return None
+    acked = orch.request_travel(entity_id_of(msg), body, conn.principal)
+    answer_when_durable(
+        acked, conn, orch, msg.get("ref"), lambda r: message("ok", action="travel", **r)
+    )
 
 
 ACTIONS: Final[dict[str, Action]] = {

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Op", "Snapshot", "Store", "StoreError", "with_ticks"]
+from seedmmo.store.changes import Change, EventKey, StoredEvent
 
-# One change, as a tuple whose first item names it:
-#   ("event", doc)                          append an accepted event (doc["offset"] is its key)
-#   ("realm", game_id, doc, key_digest)     insert or replace a realm and its key's hash
-#   ("realm_delete", game_id)
-#   ("entity", entity_id, realm, doc)       insert or replace an entity
-#   ("entity_delete", entity_id)
-#   ("meta", key, value)                    epoch, counters (value is JSON-able)
-#   ("tick", tick_id, last_offset)          tick `tick_id` propagated events up to last_offset
-#   ("trim_events", keep)                   retention: drop all but the newest `keep` events
-Op = tuple[Any, ...]
+__all__ = ["Snapshot", "Store", "StoreError", "with_ticks"]
 
 
 class StoreError(Exception):
@@ -32,8 +23,10 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
     realms: list[tuple[dict[str, Any], bytes | None]] = field(default_factory=list)
     entities: list[dict[str, Any]] = field(default_factory=list)
-    # the newest retained events, oldest first, each with the tick that propagated it (or None)
-    events: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
+    # the newest retained events, oldest first
+    events: list[StoredEvent] = field(default_factory=list)
+    # the idempotency keys of every retained event that had one, oldest first
+    event_keys: list[EventKey] = field(default_factory=list)
     last_offset: int = 0
     last_tick_mark: int = 0
     first_offset: int = 1  # the oldest event offset stored (last_offset + 1 when none)
@@ -42,24 +35,25 @@ class Snapshot:
 class Store(Protocol):
     """Guarantees every implementation gives:
 
-    - **atomic**: the ops of one ``write`` call all survive a crash, or none do;
-    - **durable**: once ``write`` returns, its ops survive a crash (for SQLite with
+    - **atomic**: the changes of one ``write`` call all survive a crash, or none do; a write
+      that raises has changed nothing (it may be tried again, whole);
+    - **durable**: once ``write`` returns, its changes survive a crash (for SQLite with
       ``synchronous=FULL``, a power cut too);
-    - **ordered**: writes are applied in call order, ops in list order;
+    - **ordered**: writes are applied in call order, changes in list order;
     - **one writer**: a store is used by one server at a time; opening one that another process
       holds raises :class:`StoreError` (the lock, not process-local state, is the guard);
     - ``load(retain)`` returns the state after the last completed write, with at most `retain`
-      of the newest events;
+      of the newest events (and the keys of every retained one);
     - ``read_events(after, limit)`` returns the stored events with offsets above `after`, oldest
-      first, at most `limit`, each with the tick that propagated it (None: not yet); it may be
-      called from another thread than ``write`` and sees only completed writes.
+      first, at most `limit`, each with the tick that propagated it and its fixed audience; it
+      may be called from another thread than ``write`` and sees only completed writes.
     """
 
     def load(self, retain: int) -> Snapshot: ...
 
-    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]: ...
+    def read_events(self, after: int, limit: int) -> list[StoredEvent]: ...
 
-    def write(self, ops: Sequence[Op]) -> None: ...
+    def write(self, changes: Sequence[Change]) -> None: ...
 
     def trim_events(self, keep: int) -> int:
         """Drop all but the newest `keep` events; returns how many were dropped."""
@@ -69,14 +63,18 @@ class Store(Protocol):
 
 
 def with_ticks(
-    rows: Sequence[tuple[int, Any]], marks: Sequence[tuple[int, int]]
-) -> list[tuple[Any, int | None]]:
-    """Pair each (offset, doc) row, oldest first, with the tick that propagated it: the first
-    tick mark (tick_id, last_offset), in tick order, whose last_offset reaches the offset."""
-    out: list[tuple[Any, int | None]] = []
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    marks: Sequence[tuple[int, int]],
+    audiences: Mapping[int, dict[str, Any]],
+) -> list[StoredEvent]:
+    """Pair each (offset, doc) row, oldest first, with the tick that propagated it (the first
+    tick mark (tick_id, last_offset), in tick order, whose last_offset reaches the offset) and
+    the audience stored for it."""
+    out: list[StoredEvent] = []
     index = 0
     for offset, doc in rows:
         while index < len(marks) and marks[index][1] < offset:
             index += 1
-        out.append((doc, marks[index][0] if index < len(marks) else None))
+        tick = marks[index][0] if index < len(marks) else None
+        out.append(StoredEvent(doc, tick, audiences.get(offset)))
     return out

@@ -6,96 +6,138 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from seedmmo.store.base import Op, Snapshot, with_ticks
+from seedmmo.store.base import Snapshot, with_ticks
+from seedmmo.store.changes import (
+    AppendEvent,
+    Change,
+    DeleteEntity,
+    DeleteRealm,
+    EventKey,
+    MarkTick,
+    PutEntity,
+    PutMeta,
+    PutRealm,
+    SetAudience,
+    StoredEvent,
+    TrimEvents,
+)
 
 __all__ = ["MemoryStore"]
 
 
+@dataclass(slots=True)
+class _Tables:
+    meta: dict[str, Any] = field(default_factory=dict)
+    realms: dict[str, tuple[dict[str, Any], bytes | None]] = field(default_factory=dict)
+    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: dict[int, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[tuple[str, str], EventKey] = field(default_factory=dict)
+    audiences: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ticks: dict[int, int] = field(default_factory=dict)
+
+    def copy(self) -> _Tables:
+        return _Tables(
+            dict(self.meta),
+            dict(self.realms),
+            dict(self.entities),
+            dict(self.events),
+            dict(self.keys),
+            dict(self.audiences),
+            dict(self.ticks),
+        )
+
+
 class MemoryStore:
     def __init__(self) -> None:
-        self._meta: dict[str, Any] = {}
-        self._realms: dict[str, tuple[dict[str, Any], bytes | None]] = {}
-        self._entities: dict[str, dict[str, Any]] = {}
-        self._events: dict[int, dict[str, Any]] = {}
-        self._ticks: dict[int, int] = {}
+        self._tables = _Tables()
         self._guard = threading.Lock()
 
     def load(self, retain: int) -> Snapshot:
         with self._guard:
-            last = max(self._events, default=0)
-            marks = sorted(self._ticks.items())
+            t = self._tables
+            last = max(t.events, default=0)
             rows = [
-                (o, copy.deepcopy(self._events[o]))
-                for o in sorted(o for o in self._events if o > last - retain)
+                (o, copy.deepcopy(t.events[o]))
+                for o in sorted(o for o in t.events if o > last - retain)
             ]
-            events = with_ticks(rows, marks)
+            marks = sorted(t.ticks.items())
             return Snapshot(
-                meta=copy.deepcopy(self._meta),
-                realms=[(copy.deepcopy(doc), key) for doc, key in self._realms.values()],
-                entities=[copy.deepcopy(doc) for doc in self._entities.values()],
-                events=events,
+                meta=copy.deepcopy(t.meta),
+                realms=[(copy.deepcopy(doc), key) for doc, key in t.realms.values()],
+                entities=[copy.deepcopy(doc) for doc in t.entities.values()],
+                events=with_ticks(rows, marks, copy.deepcopy(t.audiences)),
+                event_keys=sorted(t.keys.values(), key=lambda k: k.offset),
                 last_offset=last,
                 last_tick_mark=marks[-1][0] if marks else 0,
-                first_offset=min(self._events, default=last + 1),
+                first_offset=min(t.events, default=last + 1),
             )
 
-    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]:
+    def read_events(self, after: int, limit: int) -> list[StoredEvent]:
         with self._guard:
-            offsets = sorted(o for o in self._events if o > after)[:limit]
-            rows = [(o, copy.deepcopy(self._events[o])) for o in offsets]
-            return with_ticks(rows, sorted(self._ticks.items()))
+            t = self._tables
+            offsets = sorted(o for o in t.events if o > after)[:limit]
+            rows = [(o, copy.deepcopy(t.events[o])) for o in offsets]
+            return with_ticks(rows, sorted(t.ticks.items()), copy.deepcopy(t.audiences))
 
-    def write(self, ops: Sequence[Op]) -> None:
+    def write(self, changes: Sequence[Change]) -> None:
         with self._guard:
-            staged = (
-                dict(self._meta),
-                dict(self._realms),
-                dict(self._entities),
-                dict(self._events),
-                dict(self._ticks),
-            )
-            meta, realms, entities, events, ticks = staged
-            for op in ops:  # applied to copies, swapped in at the end: all or nothing
-                kind = op[0]
-                if kind == "event":
-                    if op[1]["offset"] in events:
-                        raise ValueError(f"offset {op[1]['offset']} already stored")
-                    events[op[1]["offset"]] = copy.deepcopy(op[1])
-                elif kind == "realm":
-                    old_key = realms[op[1]][1] if op[1] in realms else None
-                    realms[op[1]] = (copy.deepcopy(op[2]), op[3] if op[3] is not None else old_key)
-                elif kind == "realm_delete":
-                    realms.pop(op[1], None)
-                elif kind == "entity":
-                    entities[op[1]] = copy.deepcopy(op[3])
-                elif kind == "entity_delete":
-                    entities.pop(op[1], None)
-                elif kind == "meta":
-                    meta[op[1]] = copy.deepcopy(op[2])
-                elif kind == "tick":
-                    ticks[op[1]] = op[2]
-                elif kind == "trim_events":
-                    _trim(events, ticks, op[1])
-                else:
-                    raise ValueError(f"unknown store op {kind!r}")
-            self._meta, self._realms, self._entities, self._events, self._ticks = staged
+            staged = self._tables.copy()  # applied to copies, swapped in at the end
+            for change in changes:
+                _apply(staged, change)
+            self._tables = staged
 
     def trim_events(self, keep: int) -> int:
         with self._guard:
-            return _trim(self._events, self._ticks, keep)
+            return _trim(self._tables, keep)
 
     def close(self) -> None:
         pass
 
 
-def _trim(events: dict[int, Any], ticks: dict[int, int], keep: int) -> int:
-    cutoff = max(events, default=0) - keep
-    doomed = [o for o in events if o <= cutoff]
+def _apply(t: _Tables, change: Change) -> None:
+    match change:
+        case AppendEvent(offset, doc, key):
+            if offset in t.events:
+                raise ValueError(f"offset {offset} already stored")
+            if key is not None:
+                if (key.source_game_id, key.key) in t.keys:
+                    raise ValueError(f"idempotency key {key.key!r} already stored")
+                t.keys[(key.source_game_id, key.key)] = key
+            t.events[offset] = copy.deepcopy(doc)
+        case SetAudience(offset, audience):
+            t.audiences[offset] = copy.deepcopy(audience)
+        case MarkTick(tick_id, last_offset):
+            t.ticks[tick_id] = last_offset
+        case PutRealm(game_id, doc, key_digest):
+            old_key = t.realms[game_id][1] if game_id in t.realms else None
+            t.realms[game_id] = (copy.deepcopy(doc), key_digest or old_key)
+        case DeleteRealm(game_id):
+            t.realms.pop(game_id, None)
+        case PutEntity(entity_id, _realm, doc):
+            t.entities[entity_id] = copy.deepcopy(doc)
+        case DeleteEntity(entity_id):
+            t.entities.pop(entity_id, None)
+        case PutMeta(key, value):
+            t.meta[key] = copy.deepcopy(value)
+        case TrimEvents(keep):
+            _trim(t, keep)
+        case _:
+            raise ValueError(f"unknown store change {change!r}")
+
+
+def _trim(t: _Tables, keep: int) -> int:
+    cutoff = max(t.events, default=0) - keep
+    doomed = [o for o in t.events if o <= cutoff]
     for offset in doomed:
-        del events[offset]
-    below = [t for t, o in ticks.items() if o <= cutoff]
+        del t.events[offset]
+        t.audiences.pop(offset, None)
+    for name, key in list(t.keys.items()):
+        if key.offset <= cutoff:
+            del t.keys[name]
+    below = [tick for tick, o in t.ticks.items() if o <= cutoff]
     for tick in sorted(below)[:-1]:  # the newest mark at or below the cutoff stays
-        del ticks[tick]
+        del t.ticks[tick]
     return len(doomed)

@@ -8,16 +8,31 @@ carries everything queued while the previous one was being fsynced.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
-from seedmmo.store.base import Op, Snapshot, StoreError, with_ticks
+from seedmmo.store.base import Snapshot, StoreError, with_ticks
+from seedmmo.store.changes import (
+    AppendEvent,
+    Change,
+    DeleteEntity,
+    DeleteRealm,
+    EventKey,
+    MarkTick,
+    PutEntity,
+    PutMeta,
+    PutRealm,
+    SetAudience,
+    StoredEvent,
+    TrimEvents,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -33,6 +48,15 @@ MIGRATIONS: Final = [
     CREATE TABLE events ("offset" INTEGER PRIMARY KEY, doc TEXT NOT NULL);
     CREATE TABLE ticks (tick_id INTEGER PRIMARY KEY, last_offset INTEGER NOT NULL);
     CREATE INDEX ticks_by_offset ON ticks (last_offset);
+    """,
+    # 2: publish idempotency keys, and the audience a tick fixed for broadcasts and selectors
+    """
+    CREATE TABLE event_keys (
+        source TEXT NOT NULL, key TEXT NOT NULL, "offset" INTEGER NOT NULL, digest BLOB NOT NULL,
+        PRIMARY KEY (source, key)
+    );
+    CREATE INDEX event_keys_by_offset ON event_keys ("offset");
+    CREATE TABLE audiences ("offset" INTEGER PRIMARY KEY, doc TEXT NOT NULL);
     """,
 ]
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -109,11 +133,23 @@ class SqliteStore:
             'SELECT "offset", doc FROM events WHERE "offset" > ? ORDER BY "offset"',
             (last - retain,),
         ).fetchall()
+        audiences = {
+            o: orjson.loads(doc)
+            for o, doc in db.execute(
+                'SELECT "offset", doc FROM audiences WHERE "offset" > ?', (last - retain,)
+            )
+        }
         # control_tick_id of each event: the first tick whose mark reaches its offset
-        snapshot.events = with_ticks([(o, orjson.loads(doc)) for o, doc in rows], marks)
+        snapshot.events = with_ticks([(o, orjson.loads(doc)) for o, doc in rows], marks, audiences)
+        snapshot.event_keys = [
+            EventKey(source, key, digest, offset)
+            for source, key, offset, digest in db.execute(
+                'SELECT source, key, "offset", digest FROM event_keys ORDER BY "offset"'
+            )
+        ]
         return snapshot
 
-    def read_events(self, after: int, limit: int) -> list[tuple[dict[str, Any], int | None]]:
+    def read_events(self, after: int, limit: int) -> list[StoredEvent]:
         with self._reader_lock:
             db = self._reader
             db.execute("BEGIN")  # one snapshot for the events and their tick marks
@@ -128,57 +164,90 @@ class SqliteStore:
                     "ORDER BY tick_id LIMIT ?",
                     (after, limit),
                 ).fetchall()
+                audiences = (
+                    db.execute(
+                        'SELECT "offset", doc FROM audiences WHERE "offset" BETWEEN ? AND ?',
+                        (rows[0][0], rows[-1][0]),
+                    ).fetchall()
+                    if rows
+                    else []
+                )
             finally:
                 db.execute("COMMIT")
-        return with_ticks([(o, orjson.loads(doc)) for o, doc in rows], marks)
+        return with_ticks(
+            [(o, orjson.loads(doc)) for o, doc in rows],
+            marks,
+            {o: orjson.loads(doc) for o, doc in audiences},
+        )
 
     # ------------------------------------------------------------------ writes
 
-    def write(self, ops: Sequence[Op]) -> None:
+    def write(self, changes: Sequence[Change]) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for op in ops:
-                kind = op[0]
-                if kind == "event":
-                    db.execute(
-                        'INSERT INTO events ("offset", doc) VALUES (?, ?)',
-                        (op[1]["offset"], orjson.dumps(op[1])),
-                    )
-                elif kind == "realm":
-                    db.execute(
-                        "INSERT INTO realms (game_id, doc, key_digest) VALUES (?, ?, ?) "
-                        "ON CONFLICT (game_id) DO UPDATE SET doc = excluded.doc, "
-                        "key_digest = COALESCE(excluded.key_digest, realms.key_digest)",
-                        (op[1], orjson.dumps(op[2]), op[3]),
-                    )
-                elif kind == "realm_delete":
-                    db.execute("DELETE FROM realms WHERE game_id = ?", (op[1],))
-                elif kind == "entity":
-                    db.execute(
-                        "INSERT OR REPLACE INTO entities (id, realm, doc) VALUES (?, ?, ?)",
-                        (op[1], op[2], orjson.dumps(op[3])),
-                    )
-                elif kind == "entity_delete":
-                    db.execute("DELETE FROM entities WHERE id = ?", (op[1],))
-                elif kind == "meta":
-                    db.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                        (op[1], orjson.dumps(op[2])),
-                    )
-                elif kind == "trim_events":
-                    self._trim(op[1])
-                elif kind == "tick":
-                    db.execute(
-                        "INSERT OR REPLACE INTO ticks (tick_id, last_offset) VALUES (?, ?)",
-                        (op[1], op[2]),
-                    )
-                else:
-                    raise ValueError(f"unknown store op {kind!r}")
+            for change in changes:
+                self._apply(change)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it does on a full disk and
+        some I/O errors): a failing ROLLBACK must never hide the error that caused it."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _apply(self, change: Change) -> None:
+        db = self._db
+        match change:
+            case AppendEvent(offset, doc, key):
+                db.execute(
+                    'INSERT INTO events ("offset", doc) VALUES (?, ?)', (offset, orjson.dumps(doc))
+                )
+                if key is not None:
+                    db.execute(
+                        'INSERT INTO event_keys (source, key, "offset", digest) '
+                        "VALUES (?, ?, ?, ?)",
+                        (key.source_game_id, key.key, offset, key.digest),
+                    )
+            case SetAudience(offset, audience):
+                db.execute(
+                    'INSERT OR REPLACE INTO audiences ("offset", doc) VALUES (?, ?)',
+                    (offset, orjson.dumps(audience)),
+                )
+            case MarkTick(tick_id, last_offset):
+                db.execute(
+                    "INSERT OR REPLACE INTO ticks (tick_id, last_offset) VALUES (?, ?)",
+                    (tick_id, last_offset),
+                )
+            case PutRealm(game_id, doc, key_digest):
+                db.execute(
+                    "INSERT INTO realms (game_id, doc, key_digest) VALUES (?, ?, ?) "
+                    "ON CONFLICT (game_id) DO UPDATE SET doc = excluded.doc, "
+                    "key_digest = COALESCE(excluded.key_digest, realms.key_digest)",
+                    (game_id, orjson.dumps(doc), key_digest),
+                )
+            case DeleteRealm(game_id):
+                db.execute("DELETE FROM realms WHERE game_id = ?", (game_id,))
+            case PutEntity(entity_id, realm, doc):
+                db.execute(
+                    "INSERT OR REPLACE INTO entities (id, realm, doc) VALUES (?, ?, ?)",
+                    (entity_id, realm, orjson.dumps(doc)),
+                )
+            case DeleteEntity(entity_id):
+                db.execute("DELETE FROM entities WHERE id = ?", (entity_id,))
+            case PutMeta(key, value):
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    (key, orjson.dumps(value)),
+                )
+            case TrimEvents(keep):
+                self._trim(keep)
+            case _:
+                raise ValueError(f"unknown store change {change!r}")
 
     def trim_events(self, keep: int) -> int:
         self._db.execute("BEGIN IMMEDIATE")
@@ -186,7 +255,7 @@ class SqliteStore:
             dropped = self._trim(keep)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         return dropped
 
@@ -197,6 +266,8 @@ class SqliteStore:
         if cutoff <= 0:
             return 0
         dropped = db.execute('DELETE FROM events WHERE "offset" <= ?', (cutoff,)).rowcount
+        db.execute('DELETE FROM event_keys WHERE "offset" <= ?', (cutoff,))
+        db.execute('DELETE FROM audiences WHERE "offset" <= ?', (cutoff,))
         # keep the newest mark at or below the cutoff: later events' ticks are found from it
         db.execute(
             "DELETE FROM ticks WHERE last_offset < ? AND tick_id < "

@@ -1,0 +1,200 @@
+"""The read model: what REST and WebSocket queries answer (health, stats, realms, entities,
+event pages, STAT7 resolution), read from the orchestrator's state without changing it.
+
+Who may read the data of an event is :mod:`seedmmo.core.audience`'s rule, applied here as
+everywhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from seedmmo import __version__
+from seedmmo.core.audience import Viewer, involves, sees_data
+from seedmmo.core.entity_query import EntityQuery
+from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.realm import Realm
+from seedmmo.errors import InvalidField, NotFound
+from seedmmo.store import ReplayGap
+
+if TYPE_CHECKING:
+    from seedmmo.server.orchestrator import Orchestrator
+
+__all__ = ["Views"]
+
+
+class Views:
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self._o = orchestrator
+        self._event_addresses: dict[str, int] = {}
+        self._indexed_offset = 0
+
+    # ------------------------------------------------------------------ realms
+
+    def realm_view(self, realm: Realm) -> dict[str, Any]:
+        return self._o.multiverse.realm_dict(realm)
+
+    def realms(self, filters: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        found = self._o.multiverse.registry.filter(**filters)
+        return [self.realm_view(realm) for realm in found]
+
+    def realm(self, game_id: str) -> dict[str, Any]:
+        return self.realm_view(self._o.multiverse.registry.get(game_id))
+
+    # ------------------------------------------------------------------ the server
+
+    def uptime_s(self) -> float:
+        return round(time.monotonic() - self._o._started_monotonic, 3)
+
+    def health(self) -> dict[str, Any]:
+        o = self._o
+        store_error = o.store_error
+        healthy = o.ready and not o.draining and store_error is None
+        if o.draining:
+            state = "draining"
+        elif not o.ready:
+            state = "starting"
+        elif store_error is not None:
+            state = "degraded"
+        else:
+            state = "running"
+        body: dict[str, Any] = {
+            "status": "healthy" if healthy else "unavailable",
+            "orchestrator": state,
+            "games": len(o.multiverse.registry),
+            "clients": len(o.hub.connections),
+            "events_buffered": len(o.log),
+            "control_tick": o.multiverse.tick,
+            "uptime_s": self.uptime_s(),
+            "version": __version__,
+        }
+        if store_error is not None:
+            body["store_error"] = f"{type(store_error).__name__}: {store_error}"
+        return body
+
+    def stats(self) -> dict[str, Any]:
+        o = self._o
+        counters = o.multiverse.counters
+        hub = o.hub
+        return {
+            "stats": {
+                "mmo_version": __version__,
+                "started_at": o.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "total_games_registered": counters.total_games_registered,
+                "games_registered_now": len(o.multiverse.registry),
+                "total_control_ticks": counters.total_control_ticks,
+                "total_cross_game_events": counters.total_cross_game_events,
+                "uptime_s": self.uptime_s(),
+                "epoch": o.epoch,
+            },
+            "games": len(o.multiverse.registry),
+            "clients": len(hub.connections),
+            "events": {
+                "retained": len(o.log),
+                "in_memory": o.log.in_memory(),
+                "first_offset": o.log.first_offset,
+                "last_offset": o.propagated_offset,
+                "pending": o.multiverse.pending_events,
+            },
+            "entities": len(o.multiverse.entities),
+            "tick": o.tick_stats.to_dict(),
+            "ws": {
+                "messages_sent": hub.messages_sent,
+                "slow_consumer_closes": hub.slow_consumer_closes,
+                "raw_connections": hub.raw_connections,
+                "fallback_connections": hub.fallback_connections,
+            },
+        }
+
+    # ------------------------------------------------------------------ events
+
+    def events_page(
+        self, *, after: int, limit: int, game_id: str | None, viewer: Viewer
+    ) -> dict[str, Any]:
+        """Propagated events after `after`, redacted for whoever may not see private data."""
+        o = self._o
+        party = None
+        if game_id is not None:
+            realm = o.multiverse.registry.find(game_id)
+            if realm is None:
+                raise NotFound(f"no game {game_id!r} is registered", code="unknown_game")
+            party = realm.party
+        log = o.log
+        try:
+            batch = log.after(max(after, log.first_offset - 1), 10 * limit + 100)
+        except ReplayGap:
+            batch = []
+        out: list[dict[str, Any]] = []
+        next_after = after
+        for event in batch:
+            if event.offset > o.propagated_offset or len(out) >= limit:
+                break
+            next_after = event.offset
+            if party is not None and not involves(event, party):
+                continue
+            out.append(event.to_dict(redact=not sees_data(event, viewer)))
+        return {"events": out, "next_after": next_after, "epoch": o.epoch}
+
+    def _event_by_address(self, address: str) -> CrossGameEvent | None:
+        """Events are hashed on first resolve, not on the publish path (~15 us each): the index
+        catches up with the propagated events still in memory (the newest `hot_events`), so
+        each is hashed at most once and the index stays as small as that window."""
+        o = self._o
+        log = o.log
+        if len(self._event_addresses) > 2 * log.hot:  # the window moved on: start afresh
+            self._event_addresses.clear()
+            self._indexed_offset = 0
+        cursor = max(self._indexed_offset, log.hot_first_offset - 1)
+        while cursor < o.propagated_offset:
+            page = log.after(cursor, o.propagated_offset - cursor)
+            if not page:
+                break
+            for event in page:
+                if event.offset > o.propagated_offset:
+                    break
+                self._event_addresses[event.stat7_address] = event.offset
+            cursor = min(page[-1].offset, o.propagated_offset)
+        self._indexed_offset = max(self._indexed_offset, cursor)
+        offset = self._event_addresses.get(address)
+        if offset is None:
+            return None
+        found = log.get(offset)
+        if found is None:
+            del self._event_addresses[address]  # dropped by retention since
+        return found
+
+    # ------------------------------------------------------------------ entities
+
+    def npcs(self, realm: str | None) -> list[dict[str, Any]]:
+        entities = self._o.multiverse.entities
+        chosen = entities.in_realm(realm) if realm is not None else list(entities)
+        return [e.to_dict() for e in chosen if e.kind == "npc"]
+
+    def entities_page(self, params: Mapping[str, str]) -> dict[str, Any]:
+        query = EntityQuery.from_params(params)
+        found, page = self._o.multiverse.entities.query(query)
+        return {
+            "entities": [entity.to_dict() for entity in found],
+            "total": page.total,
+            "next_after": page.next_after,
+        }
+
+    def entity(self, entity_id: str) -> dict[str, Any]:
+        return self._o.multiverse.entities.get(entity_id).to_dict()
+
+    def resolve(self, address: str, viewer: Viewer) -> dict[str, Any]:
+        if len(address) != 64 or any(c not in "0123456789abcdef" for c in address):
+            raise InvalidField("address", "must be 64 lowercase hex digits")
+        multiverse = self._o.multiverse
+        realm = multiverse.registry.by_address(address)
+        if realm is not None:
+            return {"type": "realm", "realm": self.realm_view(realm)}
+        entity = multiverse.entities.by_address(address)
+        if entity is not None:
+            return {"type": entity.kind, "entity": entity.to_dict()}
+        found = self._event_by_address(address)
+        if found is not None:
+            return {"type": "event", "event": found.to_dict(redact=not sees_data(found, viewer))}
+        raise NotFound(f"nothing has the address {address}", code="unknown_address")
