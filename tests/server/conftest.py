@@ -78,3 +78,18 @@ def receive_until(
 
 def of_type(event_type: str) -> Callable[[dict[str, Any]], bool]:
     return lambda msg: msg.get("event_type") == event_type
+
+
+def tick(client: TestClient, times: int = 1) -> None:
+    """Run `times` control ticks by hand, on the server's loop (for apps made with
+    ``manual_ticks=True``: no clock runs, so nothing happens between two calls)."""
+    loop = client.app.state.tick_loop  # type: ignore[attr-defined]
+    for _ in range(times):
+        client.portal.call(loop.run_tick, 0.0)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def manual(tmp_path: Path) -> Iterator[TestClient]:
+    """The real app with no clock running: the test runs the ticks (:func:`tick`)."""
+    with TestClient(create_app(make_settings(tmp_path, manual_ticks=True))) as test_client:
+        yield test_client

@@ -108,7 +108,11 @@ class NpcActed:
 
 @dataclass(frozen=True, slots=True)
 class EventAccepted:
+    """A publish was accepted; `key_digest` fingerprints it when it came with an idempotency
+    key (stored with the key, so a retry after a restart is recognised)."""
+
     event: CrossGameEvent
+    key_digest: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

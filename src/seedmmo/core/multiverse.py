@@ -232,7 +232,7 @@ class Multiverse:
         realm = self.registry.get(game_id)
         self._check_behaviour(spec.behaviour, "behaviour")
         limit = self.quotas.max_entities_per_realm
-        if self.entities.owned_by(game_id) >= limit:
+        if not realm.hosted and self.entities.owned_by(game_id) >= limit:  # hosted: ours
             raise Conflict(
                 f"realm {game_id!r} already has {limit} entities (the per-realm quota)",
                 code="entity_quota_exceeded",
@@ -376,7 +376,7 @@ class Multiverse:
         counters.total_cross_game_events += 1
         source.events_sent += 1
         self._pending.append(event)
-        self._emit(EventAccepted(event))
+        self._emit(EventAccepted(event, digest or None))
         return event
 
     # ------------------------------------------------------------------ the control tick

@@ -128,14 +128,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         orchestrator = Orchestrator(settings, Credentials(token), store or open_store(settings))
         orchestrator.start_durability(asyncio.get_running_loop())
         app.state.orchestrator = orchestrator
-        if settings.demo:
-            install_demo(orchestrator)
+        try:
+            if settings.demo:
+                for acked in install_demo(orchestrator):
+                    await acked.wait()  # the demo realms are stored before we say we run
+        except BaseException:
+            orchestrator.close()  # stop the writer thread with the loop it reports to
+            raise
         tick_loop = TickLoop(orchestrator, log_ticks=settings.log_ticks)
         app.state.tick_loop = tick_loop
         # Start-up objects live as long as the process: keep the collector from rescanning them.
         gc.collect()
         gc.freeze()
-        tick_loop.start()
+        if not settings.manual_ticks:
+            tick_loop.start()
         orchestrator.ready = True
         log.info(
             "[OK] seedmmo %s orchestrator running: %d realm(s), tick %.0f ms",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from seedmmo.server.acks import Acked
 from seedmmo.server.auth import ADMIN
 from seedmmo.server.orchestrator import Orchestrator
 
@@ -63,25 +64,27 @@ DEMO_REALMS: Final[list[dict[str, Any]]] = [
 ]
 
 
-def install_demo(orchestrator: Orchestrator) -> None:
+def install_demo(orchestrator: Orchestrator) -> list[Acked[Any]]:
     """Register the demo realms (hosted: always online) and give each its NPCs, which act on
-    the shared clock with the behaviour preset of their role."""
+    the shared clock with the behaviour preset of their role. Returns the acknowledgements to
+    wait for."""
     entities = orchestrator.multiverse.entities
+    acks: list[Acked[Any]] = []
     for demo in DEMO_REALMS:
         realm = demo["realm"]
         restored = realm["game_id"] in orchestrator.multiverse.registry
         if not restored:
-            orchestrator.register_game(realm, hosted=True)
+            acks.append(orchestrator.register_game(realm, hosted=True))
         for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
             found = entities.find(npc_id)
             if found is not None:  # restored (perhaps away in another realm): keep it
                 if found.behaviour is None and found.kind == "npc":
                     # stored by a version whose NPCs did not act yet: wake them up
-                    orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN)
+                    acks.append(orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN))
                 continue
             if restored:
                 continue  # the realm lost this NPC since (removed, or gone with a travel)
-            orchestrator.create_entity(
+            created = orchestrator.create_entity(
                 {
                     "realm": realm["game_id"],
                     "id": npc_id,
@@ -101,3 +104,5 @@ def install_demo(orchestrator: Orchestrator) -> None:
                 },
                 ADMIN,
             )
+            acks.append(created)
+    return acks

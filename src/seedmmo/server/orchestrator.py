@@ -61,6 +61,7 @@ from seedmmo.store import (
     Change,
     DeleteEntity,
     DeleteRealm,
+    EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
@@ -429,7 +430,12 @@ class Orchestrator:
         if isinstance(effect, EventAccepted):
             event = effect.event
             self.log.append(event)
-            ops.append(AppendEvent(event.offset, event_to_record(event)))
+            key = None
+            if event.idempotency_key is not None and effect.key_digest is not None:
+                key = EventKey(
+                    event.source_game_id, event.idempotency_key, effect.key_digest, event.offset
+                )
+            ops.append(AppendEvent(event.offset, event_to_record(event), key))
             self._dirty_realms.add(event.source_game_id)
         elif isinstance(effect, TickCompleted):
             for event in effect.events:

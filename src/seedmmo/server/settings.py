@@ -73,6 +73,8 @@ class Settings:
         default_factory=lambda: os.environ.get("SEEDMMO_SYNCHRONOUS", "FULL").upper()
     )
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)
+    # nobody runs the clock: whoever embeds the server calls TickLoop.run_tick (the tests do)
+    manual_ticks: bool = False
 
     def quotas(self) -> Quotas:
         return Quotas(
