@@ -13,13 +13,14 @@ Scenarios (all traffic to 127.0.0.1, each bounded in count and time):
 - ``replay``: 100,000 retained events, then 5 clients at a time ``subscribe {since: 0}``;
 - ``events_page``: the same log, 4 clients looping ``GET /api/events?after=0&limit=1000&game_id=X``
   for a game involved in none of them;
-- ``npc_flood``: one game asks for 5,000 NPCs that act every tick;
+- ``npc_flood``: one game asks for 5,000 NPCs that act as often as allowed (``--npc-every``
+  ticks; the server's minimum is 10, and the trial that found the problem used 1);
 - ``ws_flood``: one connection sends 100,000 small messages as fast as it can;
 - ``churn``: 1,500 WebSocket opens and closes, 50 at a time;
 - ``registrations``: 1,000 registrations from 8 concurrent HTTP clients;
 - ``slow_readers``: 40 clients subscribe and never read while 10 KB events flow; then the
   server's ESTABLISHED sockets and their kernel send queues are counted;
-- ``large_events``: one game publishes events of ~1 MiB (the body limit) for 10 s.
+- ``large_events``: one game publishes events as large as allowed (``--event-bytes``) for 10 s.
 
     python bench/abuse.py                       # every scenario
     python bench/abuse.py --only replay churn   # some
@@ -253,7 +254,8 @@ async def attack_npc_flood(port: int, ctx: dict[str, Any]) -> dict[str, Any]:
     key = ctx["keys"]["flooder"]
     ws = await ws_connect(port)
     await ws.send(json.dumps({"action": "auth", "token": key, "ref": "auth"}))
-    behaviour = {"actions": [{"name": "twitch"}], "every_ticks": [1, 1]}
+    # as often as the server allows (10 ticks by default; every tick before the quotas)
+    behaviour = {"actions": [{"name": "twitch"}], "every_ticks": [ctx["npc_every"]] * 2}
     created = refused = 0
     codes: dict[str, int] = {}
     for n in range(5000):
@@ -369,7 +371,7 @@ async def attack_large_events(port: int, ctx: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
     headers = {"Authorization": f"Bearer {ctx['keys']['publisher']}"}
-    blob = "x" * (1_000_000)
+    blob = "x" * ctx["event_bytes"]
     deadline = time.monotonic() + ATTACK_SECONDS
     codes: dict[int, int] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -407,18 +409,40 @@ async def prefill(port: int, key: str, count: int) -> int:
     return sum(shares)
 
 
-def run_scenario(name: str) -> dict[str, Any]:
+def gc_pauses(port: int) -> dict[str, Any]:
+    """The server's garbage-collector pauses by generation: count and total ms."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    out: dict[str, Any] = {}
+    for gen in ("0", "1", "2"):
+        count = re.search(rf'seedmmo_gc_pause_seconds_count{{generation="{gen}"}} (\S+)', text)
+        total = re.search(rf'seedmmo_gc_pause_seconds_sum{{generation="{gen}"}} (\S+)', text)
+        if count and total:
+            out[f"gen{gen}"] = [int(float(count.group(1))), round(float(total.group(1)) * 1e3, 1)]
+    return out
+
+
+def run_scenario(name: str, npc_every: int, event_bytes: int) -> dict[str, Any]:
     _attack, games, events = SCENARIOS[name]
     with tempfile.TemporaryDirectory() as data_dir:
         proc, port = start_server(100.0, data_dir)
         try:
             keys = {game: register(port, game) for game in games}
-            ctx: dict[str, Any] = {"keys": keys, "last_offset": 0}
+            ctx: dict[str, Any] = {
+                "keys": keys,
+                "last_offset": 0,
+                "npc_every": npc_every,
+                "event_bytes": event_bytes,
+            }
             if events:
                 acked = asyncio.run(prefill(port, keys["publisher"], events))
                 ctx["last_offset"] = acked
             time.sleep(1.0)
             rss_before = rss_mb(server_pid(proc))
+            gc_before = gc_pauses(port)
             results: multiprocessing.Queue[Any] = multiprocessing.Queue()
             probe_seconds = ATTACK_SECONDS + 2
             prober = multiprocessing.Process(
@@ -437,6 +461,13 @@ def run_scenario(name: str) -> dict[str, Any]:
             prober.join(timeout=30)
             rss_after = rss_mb(server_pid(proc))
             return {
+                "gc": {  # during the attack only
+                    gen: [
+                        count - gc_before.get(gen, [0, 0])[0],
+                        round(ms - gc_before.get(gen, [0, 0])[1], 1),
+                    ]
+                    for gen, (count, ms) in gc_pauses(port).items()
+                },
                 "bench": "abuse",
                 "scenario": name,
                 **probe_result,
@@ -455,6 +486,16 @@ def run_scenario(name: str) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument(
+        "--npc-every", type=int, default=10, help="ticks between an NPC's actions (npc_flood)"
+    )
+    parser.add_argument(
+        "--event-bytes",
+        type=int,
+        default=250_000,
+        help="size of each large event's data (large_events; the limit is 256 KiB, the trial "
+        "that found the problem sent 1 MB)",
+    )
     args = parser.parse_args()
     raise_fd_limit()
     print(
@@ -463,12 +504,13 @@ def main() -> int:
     )
     results = []
     for name in args.only:
-        r = run_scenario(name)
+        r = run_scenario(name, args.npc_every, args.event_bytes)
         results.append(r)
         print(
             f"{name:<14} {r['period_p50_ms']!s:>10} {r['period_p99_ms']!s:>7} "
             f"{r['period_max_ms']!s:>7} {r['ping_p50_ms']!s:>8} {r['ping_p99_ms']!s:>7} "
-            f"{r['ping_max_ms']!s:>7} {r['rss_after_mb']!s:>7}  {json.dumps(r['attack'])}",
+            f"{r['ping_max_ms']!s:>7} {r['rss_after_mb']!s:>7}  {json.dumps(r['attack'])} "
+            f"gc {json.dumps(r['gc'])}",
             flush=True,
         )
     for r in results:

@@ -65,6 +65,7 @@ def serve(args: argparse.Namespace) -> int:
     from seedmmo.server.app import create_app, drain, open_store
     from seedmmo.server.hotpaths import HotPaths
     from seedmmo.server.settings import Settings, env_overrides
+    from seedmmo.server.wsprotocol import SeedWebSocketProtocol
     from seedmmo.store import StoreError
 
     if not 1.0 <= args.tick_ms <= 60_000:
@@ -99,6 +100,10 @@ def serve(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"seedmmo: {exc}", file=sys.stderr)
         return 1
+    # The store's writer and the reader of old events are threads: when one holds the GIL and
+    # the loop wants it, the loop waits up to the switch interval (5 ms by default, a twentieth
+    # of a tick). 1 ms keeps the tick on time while a replay or a page is decoded meanwhile.
+    sys.setswitchinterval(0.001)
     app = create_app(settings, store)
     asgi = HotPaths(app)  # the hot endpoints skip FastAPI's per-request machinery
 
@@ -126,7 +131,7 @@ def serve(args: argparse.Namespace) -> int:
         asgi,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=SeedWebSocketProtocol,  # uvicorn's websockets-sansio, telling when a socket is gone
         log_config=None,
         access_log=False,
         proxy_headers=False,  # nothing here reads the client address

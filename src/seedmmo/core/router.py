@@ -28,8 +28,18 @@ def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
 
 
 def unicast_audience(target_game_id: str, registry: RealmRegistry) -> Audience:
+    """The target as registered now. One object per target (audiences are immutable), so the
+    newest events in memory do not each carry their own."""
     target = registry.get(target_game_id)
-    return Audience("unicast", ((target.game_id, target.incarnation),))
+    audience = _UNICAST.get(target.party)
+    if audience is None:
+        if len(_UNICAST) > 100_000:  # registrations come and go: do not keep them all
+            _UNICAST.clear()
+        audience = _UNICAST[target.party] = Audience("unicast", (target.party,))
+    return audience
+
+
+_UNICAST: dict[Party, Audience] = {}
 
 
 SelectorCache = dict[Selector, tuple[Party, ...]]

@@ -252,7 +252,7 @@ async def list_events(request: Request) -> Response:
         raise InvalidField(unknown[0], "unknown parameter; use after, limit, game_id")
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
-    page = orchestrator_of(request).views.events_page(
+    page = await orchestrator_of(request).views.events_page(
         after=after,
         limit=limit,
         game_id=request.query_params.get("game_id"),

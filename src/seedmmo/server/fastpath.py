@@ -20,6 +20,9 @@ connection: a connection with a raw writer sends everything but its close frame 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any, Final
@@ -29,7 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 __all__ = ["CaptureRawProtocol", "Outgoing", "RawWriter", "text_frame"]
 
 SCOPE_KEY: Final = "seedmmo.raw_protocol"
-_REQUIRED: Final = ("transport", "handshake_complete", "close_sent", "disconnected")
+# every attribute of uvicorn's protocol the raw path uses: one missing means the portable path
+_REQUIRED: Final = ("transport", "handshake_complete", "close_sent", "disconnected", "writable")
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -86,9 +90,31 @@ class RawWriter:
             and not self.is_closing()
         )
 
-    async def wait_writable(self) -> None:
-        """Until the transport is below its high-water mark (uvicorn's flow-control event)."""
+    async def drained(self) -> None:
+        """Until the transport is below its low-water mark (uvicorn's flow-control event)."""
         await self._protocol.writable.wait()
+
+    async def wait_gone(self, timeout: float) -> bool:
+        """Whether the connection is gone within `timeout` seconds (our protocol says when
+        it is lost; on plain uvicorn's, a closing transport is as good as gone)."""
+        gone: asyncio.Event | None = getattr(self._protocol, "gone", None)
+        if gone is None:
+            return bool(self._protocol.disconnected or self.is_closing())
+        try:
+            await asyncio.wait_for(gone.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def abort(self) -> None:
+        """Cut the connection off now: reset it (SO_LINGER 0), so the kernel drops what it
+        still holds for a client that does not read."""
+        transport = self._protocol.transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
     @classmethod
     def for_scope(cls, scope: Scope) -> RawWriter | None:
@@ -105,8 +131,11 @@ class CaptureRawProtocol:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             protocol = getattr(send, "__self__", None)
-            if type(protocol).__name__ == "WebSocketsSansIOProtocol" and all(
-                hasattr(protocol, name) for name in _REQUIRED
-            ):
+            if is_sansio_protocol(protocol) and all(hasattr(protocol, n) for n in _REQUIRED):
                 scope[SCOPE_KEY] = protocol
         await self.app(scope, receive, send)
+
+
+def is_sansio_protocol(protocol: object) -> bool:
+    """uvicorn's ``WebSocketsSansIOProtocol``, or a subclass of it (ours)."""
+    return any(cls.__name__ == "WebSocketsSansIOProtocol" for cls in type(protocol).__mro__)

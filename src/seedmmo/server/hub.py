@@ -49,6 +49,9 @@ class Connection:
     max_queue: int
     max_buffer_bytes: int = 4 << 20
     raw: RawWriter | None = None
+    address: str = ""  # the client's IP address (replays are limited per address)
+    max_queue_bytes: int = 4 << 20
+    queued_bytes: int = 0
     principal: Principal = PUBLIC
     topics: set[str] = field(default_factory=set)
     queue: deque[Any] = field(default_factory=deque)  # Outgoing, or a ws.Replay marker
@@ -57,6 +60,7 @@ class Connection:
     # Frames written in this loop iteration, sent together by one write when it ends (a burst
     # of replies costs one system call, not one each). `flush_soon` asks the hub to schedule it.
     corked: list[bytes] = field(default_factory=list)
+    corked_bytes: int = 0  # counted with the socket's buffer: a slow consumer cannot cork more
     flush_soon: Callable[[Connection], None] | None = None
     close_code: int | None = None
     close_reason: str = ""
@@ -72,7 +76,7 @@ class Connection:
             return False
         raw = self.raw
         if raw is not None and self.direct:
-            if raw.buffered() > self.max_buffer_bytes:
+            if raw.buffered() + self.corked_bytes > self.max_buffer_bytes:
                 self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
                 return False
             # After the handshake, a closing transport is the only reason not to write (a close
@@ -83,20 +87,30 @@ class Connection:
                 else:
                     if not self.corked:
                         self.flush_soon(self)
-                    self.corked.append(msg.frame)
+                    frame = msg.frame
+                    self.corked.append(frame)
+                    self.corked_bytes += len(frame)
             return True
-        if len(self.queue) >= self.max_queue:
+        size = len(msg.text)
+        if len(self.queue) >= self.max_queue or self.queued_bytes + size > self.max_queue_bytes:
             self.queue.clear()
+            self.queued_bytes = 0
             self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
             return False
         self.queue.append(msg)
+        self.queued_bytes += size
         self.wakeup.set()
         return True
+
+    def dequeued(self, msg: Outgoing) -> None:
+        """`msg` left the queue (the writer took it)."""
+        self.queued_bytes -= len(msg.text)
 
     def flush(self) -> None:
         """Write the corked frames now, in one call."""
         if self.corked:
             frames, self.corked = self.corked, []
+            self.corked_bytes = 0
             raw = self.raw
             if raw is not None and not raw.is_closing():
                 raw.write(b"".join(frames))
@@ -112,6 +126,9 @@ class Connection:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            if code == CLOSE_SLOW_CONSUMER:  # it would never read them: the close goes first
+                self.corked.clear()
+                self.corked_bytes = 0
         self.wakeup.set()
 
 
@@ -123,6 +140,8 @@ class Hub:
         self._topics: dict[str, dict[Connection, None]] = {}
         self._games: dict[str, dict[Connection, None]] = {}
         self.slow_consumer_closes = 0
+        self.open_sockets = 0  # accepted and not yet gone (closed, or cut off)
+        self.aborted_connections = 0  # cut off: they did not take their close frame
         self.messages_sent = 0  # written or queued
         self.messages_dropped = 0  # refused: the connection was closing or too far behind
         self.raw_connections = 0
@@ -219,7 +238,9 @@ class Hub:
                 and raw.buffered() <= conn.max_buffer_bytes
             ):
                 if conn.corked:  # keep order behind what this iteration already sent it
-                    conn.corked.append(frame)
+                    if not conn.offer(msg):
+                        self._refused(conn)
+                        continue
                 elif not raw.is_closing():
                     raw.write(frame)
             elif not conn.offer(msg):

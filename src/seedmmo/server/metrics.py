@@ -8,12 +8,17 @@ and once per commit. Each application has its own registry (tests run several in
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from seedmmo.server.wsprotocol import SeedWebSocketProtocol
 
 if TYPE_CHECKING:
     from seedmmo.server.orchestrator import Orchestrator
@@ -38,7 +43,29 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self.gc_seconds = Histogram(
+            "seedmmo_gc_pause_seconds",
+            "Garbage collector pauses (they stop the loop, ticks included), seconds",
+            labelnames=["generation"],
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=self.registry,
+        )
+        self._gc_began = 0.0
         self.http_requests: dict[tuple[str, str, int], int] = {}
+
+    def watch_gc(self) -> None:
+        gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._gc_began
+            self.gc_seconds.labels(str(info["generation"])).observe(pause)
 
     def count_request(self, method: str, route: str, status: int) -> None:
         key = (method, route, status)
@@ -131,10 +158,34 @@ class _OrchestratorCollector(Collector):
             travels.add_metric([state], value)
         yield travels
         yield gauge("seedmmo_event_log_in_memory", "Events held in memory", orch.log.in_memory())
+        yield gauge(
+            "seedmmo_event_log_memory_bytes",
+            "Bytes of event data held in memory",
+            orch.log.bytes_in_memory,
+        )
+        yield gauge("seedmmo_ws_sockets", "WebSocket sockets not yet gone", hub.open_sockets)
+        yield counter(
+            "seedmmo_ws_aborted",
+            "Connections cut off: they did not take their close frame in time",
+            hub.aborted_connections,
+        )
+        yield counter(
+            "seedmmo_ws_invalid_utf8_closes",
+            "Connections closed with 1007 for invalid UTF-8",
+            SeedWebSocketProtocol.invalid_utf8_closes,
+        )
         committer = orch.committer
         if committer is not None:
             yield counter("seedmmo_store_commits", "Group commits", committer.commits)
             yield counter("seedmmo_store_ops_written", "Records written", committer.ops_written)
+            yield counter(
+                "seedmmo_store_write_failures",
+                "Store writes that failed (each is retried)",
+                committer.write_failures,
+            )
+        yield gauge(
+            "seedmmo_store_failing", "1 while the store cannot write", orch.store_error is not None
+        )
         requests = CounterMetricFamily(
             "seedmmo_http_requests",
             "HTTP requests by route and status",

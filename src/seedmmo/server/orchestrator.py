@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -129,6 +130,7 @@ class Orchestrator:
         self.propagated_offset = 0  # the newest offset a control tick has propagated
         self.durable_offset = snapshot.last_offset  # the newest offset the store holds
         self._durable_waiters = OffsetWaiters()
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seedmmo-reader")
         self._dirty_realms: set[str] = set()
         self._dirty_entities: set[str] = set()  # NPCs that acted: written every 10 ticks
         self._pending_travels: dict[str, asyncio.Future[None]] = {}
@@ -141,6 +143,7 @@ class Orchestrator:
         self._restore(snapshot)
         self.views = Views(self)
         self.metrics.attach(self)
+        self.metrics.watch_gc()
 
     def _restore(self, snapshot: Snapshot) -> None:
         """Put back realms, keys, entities and events as the store kept them."""
@@ -159,7 +162,9 @@ class Orchestrator:
             first_offset=min(snapshot.first_offset, first),
             next_offset=first,
             read_cold=self._read_cold,
+            read_cold_async=self._read_cold_async,
             durable_offset=lambda: self.durable_offset,
+            hot_bytes=self.settings.hot_events_bytes,
         )
         pending = []
         for event in map(self._event_of, snapshot.events):
@@ -197,6 +202,12 @@ class Orchestrator:
     def _read_cold(self, after: int, limit: int) -> list[CrossGameEvent]:
         """Events back from the store (the log's memory holds only the newest)."""
         return [self._event_of(stored) for stored in self.store.read_events(after, limit)]
+
+    async def _read_cold_async(self, after: int, limit: int) -> list[CrossGameEvent]:
+        """The same in the reader thread: the query and the decoding stay off the loop (one
+        thread: concurrent readers queue there, not on the loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self._read_cold, after, limit)
 
     def start_durability(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the group-commit writer (needs the running loop)."""
@@ -248,6 +259,8 @@ class Orchestrator:
             self.committer.submit(ops)
             self.committer.close()
             self.committer = None
+        self._reader.shutdown(wait=True, cancel_futures=True)
+        self.metrics.unwatch_gc()
         self.store.close()
 
     # ------------------------------------------------------------------ commands
@@ -313,6 +326,12 @@ class Orchestrator:
                 TokenBucket(
                     rate=settings.game_event_bytes_per_s, burst=settings.game_event_bytes_burst
                 ),
+            )
+        held = self.log.bytes_in_memory - settings.hot_events_bytes
+        if held > settings.pending_events_bytes:  # the store is behind: do not pile up more
+            raise RateLimited(
+                f"the server holds {held} bytes of events not yet stored; try again shortly",
+                retry_after_s=0.5,
             )
         now = time.monotonic()
         events, volume = buckets

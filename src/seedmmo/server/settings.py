@@ -13,6 +13,13 @@ __all__ = ["ENV_TUNABLE", "Settings", "env_overrides"]
 # Settings an operator may set as SEEDMMO_<NAME> (upper case) in the environment.
 ENV_TUNABLE = (
     "hot_events",
+    "hot_events_bytes",
+    "pending_events_bytes",
+    "send_queue_bytes",
+    "close_timeout_s",
+    "slow_consumer_s",
+    "replays_per_address",
+    "replays_total",
     "max_body_bytes",
     "max_frame_bytes",
     "send_queue_messages",
@@ -49,9 +56,16 @@ class Settings:
     offline_after_s: float = 60.0
     retain_events: int = 100_000
     hot_events: int = 10_000  # the newest events kept in memory; older retained ones on disk
+    hot_events_bytes: int = 32 << 20  # ... and at most this much of them (data bytes)
+    pending_events_bytes: int = 32 << 20  # accepted, not yet durable: over it publishes wait
     max_body_bytes: int = 1 << 20
     max_frame_bytes: int = 1 << 20
     send_queue_messages: int = 1024
+    send_queue_bytes: int = 4 << 20  # a connection's queue on the portable path or in a replay
+    slow_consumer_s: float = 5.0  # a client that takes nothing this long is closed (1013)
+    close_timeout_s: float = 2.0  # ... and one that does not take its close frame is cut off
+    replays_per_address: int = 2  # replays (subscribe with since) running at once, per IP
+    replays_total: int = 8  # ... and in all; more wait their turn
     send_buffer_bytes: int = 4 << 20  # a client this far behind is closed with 1013
     max_connections: int = 10_000  # WebSockets; one more is closed with 1013 at once
     ws_messages_per_s: float = 10_000.0  # per connection, token bucket

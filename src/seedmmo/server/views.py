@@ -7,6 +7,7 @@ everywhere else.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from seedmmo.core.entity_query import EntityQuery
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.realm import Realm
 from seedmmo.errors import InvalidField, NotFound
+from seedmmo.server.pacing import EVENTS_SCAN, SCAN_PAGE
 from seedmmo.store import ReplayGap
 
 if TYPE_CHECKING:
@@ -110,10 +112,12 @@ class Views:
 
     # ------------------------------------------------------------------ events
 
-    def events_page(
+    async def events_page(
         self, *, after: int, limit: int, game_id: str | None, viewer: Viewer
     ) -> dict[str, Any]:
-        """Propagated events after `after`, redacted for whoever may not see private data."""
+        """Propagated events after `after`, redacted for whoever may not see private data. One
+        request looks at no more than :data:`EVENTS_SCAN` events (``next_after`` says where to
+        go on) and reads those on disk off the loop."""
         o = self._o
         party = None
         if game_id is not None:
@@ -122,19 +126,32 @@ class Views:
                 raise NotFound(f"no game {game_id!r} is registered", code="unknown_game")
             party = realm.party
         log = o.log
-        try:
-            batch = log.after(max(after, log.first_offset - 1), 10 * limit + 100)
-        except ReplayGap:
-            batch = []
         out: list[dict[str, Any]] = []
+        cursor = max(after, log.first_offset - 1)
         next_after = after
-        for event in batch:
-            if event.offset > o.propagated_offset or len(out) >= limit:
+        scanned = 0
+        for _ in range(EVENTS_SCAN):  # bounded even if retention keeps overtaking us
+            newest = o.propagated_offset
+            if len(out) >= limit or scanned >= EVENTS_SCAN or cursor >= newest:
                 break
-            next_after = event.offset
-            if party is not None and not involves(event, party):
+            wanted = limit - len(out) if party is None else EVENTS_SCAN - scanned
+            try:
+                # at most a few hundred per loop turn: filtering them is work on the loop
+                page = await log.read_after(cursor, min(wanted, newest - cursor, SCAN_PAGE))
+            except ReplayGap:  # retention moved on meanwhile: go on from what is retained
+                cursor = max(cursor, log.first_offset - 1)
                 continue
-            out.append(event.to_dict(redact=not sees_data(event, viewer)))
+            if not page:
+                break
+            if scanned:
+                await asyncio.sleep(0)  # the next page waits a loop turn: the tick goes first
+            for event in page:
+                scanned += 1
+                cursor = next_after = event.offset
+                if party is None or involves(event, party):
+                    out.append(event.to_dict(redact=not sees_data(event, viewer)))
+                    if len(out) >= limit:
+                        break
         return {"events": out, "next_after": next_after, "epoch": o.epoch}
 
     def _event_by_address(self, address: str) -> CrossGameEvent | None:

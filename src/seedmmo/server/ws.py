@@ -29,6 +29,7 @@ from seedmmo.server.auth import Role
 from seedmmo.server.fastpath import Outgoing, RawWriter
 from seedmmo.server.hub import STATIC_TOPICS, Connection
 from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.pacing import REPLAY_PAGE, ReplayLimiter
 from seedmmo.server.ratelimit import TokenBucket
 from seedmmo.server.wire import error_reply, message, outgoing
 from seedmmo.store import ReplayGap
@@ -40,7 +41,7 @@ log = logging.getLogger("seedmmo.server.ws")
 T = TypeVar("T")
 
 PROTOCOL: Final = 1
-REPLAY_PAGE: Final = 256
+FAIR_SHARE: Final = 8  # messages one connection handles before the loop serves the others
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_POLICY: Final = 1008
@@ -57,44 +58,61 @@ class Replay:
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     orchestrator: Orchestrator = websocket.app.state.orchestrator
+    settings = orchestrator.settings
+    hub = orchestrator.hub
     await websocket.accept()
     if orchestrator.draining:
         await websocket.close(CLOSE_GOING_AWAY, "server is draining")
         return
-    if len(orchestrator.hub.connections) >= orchestrator.settings.max_connections:
+    # sockets count until they are really gone, closed or cut off, not until they leave the hub
+    if hub.open_sockets >= settings.max_connections:
         await websocket.close(CLOSE_TRY_LATER, "server full: too many connections")
         return
+    client = websocket.scope.get("client")
     conn = Connection(
         client_id="c_" + secrets.token_hex(6),
-        max_queue=orchestrator.settings.send_queue_messages,
-        max_buffer_bytes=orchestrator.settings.send_buffer_bytes,
+        max_queue=settings.send_queue_messages,
+        max_queue_bytes=settings.send_queue_bytes,
+        max_buffer_bytes=settings.send_buffer_bytes,
         raw=RawWriter.for_scope(websocket.scope),
+        address=str(client[0]) if client else "",
     )
-    hub = orchestrator.hub
-    hub.add(conn)
-    conn.offer(
-        outgoing(
-            message(
-                "welcome",
-                client_id=conn.client_id,
-                protocol=PROTOCOL,
-                epoch=orchestrator.epoch,
-                offset=orchestrator.propagated_offset,
-                control_tick=orchestrator.multiverse.tick,
+    hub.open_sockets += 1
+    try:
+        hub.add(conn)
+        conn.offer(
+            outgoing(
+                message(
+                    "welcome",
+                    client_id=conn.client_id,
+                    protocol=PROTOCOL,
+                    epoch=orchestrator.epoch,
+                    offset=orchestrator.propagated_offset,
+                    control_tick=orchestrator.multiverse.tick,
+                )
             )
         )
-    )
-    reader = asyncio.ensure_future(read_loop(websocket, conn, orchestrator))
-    writer = asyncio.ensure_future(write_loop(websocket, conn, orchestrator))
-    try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        reader = asyncio.ensure_future(read_loop(websocket, conn, orchestrator))
+        writer = asyncio.ensure_future(write_loop(websocket, conn, orchestrator))
+        try:
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hub.remove(conn)
+            reader.cancel()
+            if conn.close_code is not None:  # the close we asked for is on its way: let it go
+                await asyncio.wait({writer}, timeout=settings.slow_consumer_s)
+            writer.cancel()  # (or the client went: nothing more to send)
+            for task in (reader, writer):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            raw = conn.raw
+            if raw is not None and not await raw.wait_gone(settings.close_timeout_s):
+                # a peer that does not take its close frame (or the rest of its data) is cut
+                # off, and the kernel's send queue for it freed
+                raw.abort()
+                hub.aborted_connections += 1
     finally:
-        hub.remove(conn)
-        for task in (reader, writer):
-            task.cancel()
-        for task in (reader, writer):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        hub.open_sockets -= 1
 
 
 async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orchestrator) -> None:
@@ -102,6 +120,7 @@ async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orche
     message on the portable path); then hand the connection back to direct writes."""
     queue = conn.queue
     raw = conn.raw
+    timeout = orchestrator.settings.close_timeout_s
     while True:
         await conn.wakeup.wait()
         conn.wakeup.clear()
@@ -110,46 +129,62 @@ async def write_loop(websocket: WebSocket, conn: Connection, orchestrator: Orche
             if isinstance(item, Replay):
                 await replay(websocket, conn, orchestrator, item)
             else:
-                await send(websocket, conn, item)
+                conn.dequeued(item)
+                await send(websocket, conn, item, orchestrator.settings.slow_consumer_s)
         if raw is not None and not queue and conn.close_code is None:
             conn.direct = True
         if conn.close_code is not None:
             conn.flush()  # what was sent before the close goes first
-            with contextlib.suppress(Exception):
-                await websocket.close(conn.close_code, conn.close_reason)
+            with contextlib.suppress(Exception):  # a full buffer may keep the frame out
+                await asyncio.wait_for(websocket.close(conn.close_code, conn.close_reason), timeout)
             return
 
 
-async def send(websocket: WebSocket, conn: Connection, msg: Outgoing) -> None:
+async def send(websocket: WebSocket, conn: Connection, msg: Outgoing, patience_s: float) -> None:
+    """Send one message, waiting while the client catches up, but not forever: one that takes
+    nothing for `patience_s` is a slow consumer (1013)."""
     raw = conn.raw
-    if raw is None:
-        await websocket.send_text(msg.text)
-    else:
-        while raw.buffered() > conn.max_buffer_bytes // 2:  # let the client catch up
-            await raw.wait_writable()
-        if raw.writable():
-            raw.write(msg.frame)
+    try:
+        if raw is None:
+            await asyncio.wait_for(websocket.send_text(msg.text), patience_s)
+            return
+        if raw.buffered() > conn.max_buffer_bytes // 2:
+            await asyncio.wait_for(raw.drained(), patience_s)
+    except TimeoutError:
+        conn.request_close(CLOSE_TRY_LATER, "slow consumer: nothing taken for too long")
+        return
+    if raw.writable():
+        raw.write(msg.frame)
 
 
 async def replay(
     websocket: WebSocket, conn: Connection, orchestrator: Orchestrator, span: Replay
 ) -> None:
-    """Page through the log, sending what the connection would have received live."""
-    cursor = span.after
+    """Page through the log, sending what the connection would have received live: one page
+    per loop turn, pages from disk read off the loop, a bounded number of replays at once
+    (:mod:`seedmmo.server.pacing`)."""
+    limiter: ReplayLimiter = websocket.app.state.replays
+    patience = orchestrator.settings.slow_consumer_s
     hub = orchestrator.hub
-    while cursor < span.until and conn.close_code is None:
-        try:
-            page = orchestrator.log.after(cursor, min(REPLAY_PAGE, span.until - cursor))
-        except ReplayGap as gap:  # retention overtook a slow replay
-            await send(websocket, conn, resync_message(orchestrator, str(gap), None))
-            return
-        if not page:
-            return
-        for event in page:
-            view = hub.view_for(conn, event)
-            if view is not None:
-                await send(websocket, conn, outgoing(event.to_dict(redact=view == "redacted")))
-        cursor = page[-1].offset
+    async with limiter.slot(conn.address):
+        cursor = span.after
+        while cursor < span.until and conn.close_code is None:
+            try:
+                page = await orchestrator.log.read_after(
+                    cursor, min(REPLAY_PAGE, span.until - cursor)
+                )
+            except ReplayGap as gap:  # retention overtook a slow replay
+                await send(websocket, conn, resync_message(orchestrator, str(gap), None), patience)
+                return
+            if not page:
+                return
+            for event in page:
+                view = hub.view_for(conn, event)
+                if view is not None:
+                    text = outgoing(event.to_dict(redact=view == "redacted"))
+                    await send(websocket, conn, text, patience)
+            cursor = page[-1].offset
+            await asyncio.sleep(0)  # one page per loop turn: the tick and the others go first
 
 
 def resync_message(orchestrator: Orchestrator, reason: str, ref: Any) -> Outgoing:
@@ -168,7 +203,13 @@ async def read_loop(websocket: WebSocket, conn: Connection, orchestrator: Orches
     settings = orchestrator.settings
     limit = settings.max_frame_bytes
     bucket = TokenBucket(rate=settings.ws_messages_per_s, burst=settings.ws_burst)
+    handled = 0
     while True:
+        handled += 1
+        if handled % FAIR_SHARE == 0:
+            # A flooding client's frames arrive by the thousand per read and receive() does not
+            # suspend while some are queued: give the loop (the tick, the others) its turn.
+            await asyncio.sleep(0)
         try:
             frame = await websocket.receive()
         except WebSocketDisconnect:
@@ -292,7 +333,7 @@ def act_subscribe(
     if since is not None:
         until = orch.propagated_offset
         try:
-            orch.log.after(since, 1, epoch=epoch)  # raises when the replay cannot be whole
+            orch.log.check_resume(since, epoch)  # raises when the replay cannot be whole
         except ReplayGap as gap:
             hub.to_connection(conn, resync_message(orch, str(gap), msg.get("ref")))
             return None
