@@ -16,11 +16,13 @@ from seedmmo.client.session import (
     Deliver,
     Event,
     Fatal,
+    Later,
     Output,
     Resolve,
     Resync,
     Send,
     Session,
+    publish_fields,
 )
 
 
@@ -180,3 +182,39 @@ def test_every_event_is_delivered_once_in_order_across_any_drops(data: st.DataOb
     got, propagated = connect_and_stream(session, data, propagated, total, final=True)
     events += got
     assert events == list(range(1, total + 1))  # every one, once, in order
+
+
+def test_a_keyed_request_is_sent_again_after_a_drop_and_answered_once() -> None:
+    session = Session("gk")
+    handshake(session, 0)
+    fields = publish_fields("trade", target="b", data={"n": 1})
+    assert fields["idempotency_key"].startswith("pk_")  # every publish gets one
+    ref, first = session.request("publish_event", **fields)
+    unkeyed, _ = session.request("update_entity", entity_id="e", changes={"name": "x"})
+    _, failed = session.connection_lost(None)
+    # the keyed publish is kept for the next connection; the other one may or may not have
+    # happened, so the application decides
+    assert [(o.ref, type(o.error)) for o in failed if isinstance(o, Resolve)] == [
+        (unkeyed, ConnectionLost)
+    ]
+    again = sent(handshake(session, 0))
+    assert again == sent(first)  # the same message, the same key
+    assert session.receive(wire(event_type="ok", ref=ref, offset=1)) == [
+        Resolve(ref, result={"offset": 1})
+    ]
+
+
+def test_a_rate_limited_keyed_request_waits_as_told_then_goes_again() -> None:
+    session = Session("gk")
+    handshake(session, 0)
+    ref, first = session.request("publish_event", **publish_fields("trade", target="b"))
+    refused = wire(event_type="error", ref=ref, code="rate_limited", retry_after_s=0.25)
+    assert session.receive(refused) == [Later(ref, 0.25)]  # not a failure
+    assert sent(session.release(ref)) == sent(first)
+    assert session.release(ref) == []  # released once
+    done = session.receive(wire(event_type="ok", ref=ref, offset=3))
+    assert done == [Resolve(ref, result={"offset": 3})]
+    # without a key, a refusal is the application's to handle
+    plain, _ = session.request("heartbeat")
+    (answer,) = session.receive(wire(event_type="error", ref=plain, code="rate_limited"))
+    assert isinstance(answer, Resolve) and answer.error is not None

@@ -152,3 +152,54 @@ def test_a_wrong_key_is_refused_at_once(tmp_path: Path) -> None:
         assert refused.value.code in {"invalid_token", "unauthenticated"}
     finally:
         server.stop()
+
+
+def test_a_publisher_over_the_rate_limit_slows_down_and_publishes_each_event_once(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(
+        tmp_path / "data",
+        "--tick-ms",
+        "20",
+        "--no-demo",
+        env={"SEEDMMO_WS_MESSAGES_PER_S": "100", "SEEDMMO_WS_BURST": "20"},
+    )
+    try:
+        keys = {game: server.register(game) for game in ("seller", "buyer")}
+        url = f"ws://127.0.0.1:{server.port}/ws"
+
+        async def run() -> tuple[list[dict[str, Any]], list[Event]]:
+            async with (
+                connect(url, game_key=keys["seller"]) as seller,
+                connect(url, game_key=keys["buyer"]) as buyer,
+            ):
+                acks = await asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            seller.publish("trade", target="buyer", data={"n": n})
+                            for n in range(150)
+                        )
+                    ),
+                    timeout=60,
+                )
+                seller_dropped = 0
+                for n in range(150, 160):  # cut off while the publish is on its way
+                    sending = asyncio.ensure_future(
+                        seller.publish("trade", target="buyer", data={"n": n})
+                    )
+                    await asyncio.sleep(0)
+                    await seller.drop_connection()
+                    seller_dropped += 1
+                    acks.append(await asyncio.wait_for(sending, timeout=30))
+                assert seller_dropped == 10
+                return acks, await collect(buyer, 160, timeout=60)
+
+        acks, events = asyncio.run(run())
+        # 150 publishes at once against 20 in a burst and 100/s: many were refused and sent
+        # again later; none failed, none was published twice, none lost
+        assert len({ack["offset"] for ack in acks}) == 160
+        assert sorted(e.data["n"] for e in events if e.data) == list(range(160))
+        page = server.http.get("/api/events", params={"limit": 1000}).json()
+        assert len(page["events"]) == 160
+    finally:
+        server.stop()

@@ -33,6 +33,7 @@ from seedmmo.client.session import (
     Deliver,
     Fatal,
     Item,
+    Later,
     Output,
     Resolve,
     Send,
@@ -69,6 +70,7 @@ class GameClient:
         self._ready = asyncio.Event()
         self._fatal: ClientError | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._releases: set[asyncio.Future[None]] = set()
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -154,11 +156,19 @@ class GameClient:
         selector: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         visibility: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Publish a cross-game event; returns ``{event_id, offset, accepted_tick}`` once it is
-        durable. No `target` and no `selector`: a broadcast."""
+        durable. No `target` and no `selector`: a broadcast. It is sent again after a dropped
+        connection or a rate limit, under one idempotency key (drawn if not given), so it is
+        published once."""
         fields = publish_fields(
-            event_type, target=target, selector=selector, data=data, visibility=visibility
+            event_type,
+            target=target,
+            selector=selector,
+            data=data,
+            visibility=visibility,
+            idempotency_key=idempotency_key,
         )
         return await self.request("publish_event", **fields)
 
@@ -243,6 +253,8 @@ class GameClient:
                         future.set_exception(output.error)
                     else:
                         future.set_result(output.result or {})
+            elif isinstance(output, Later):
+                asyncio.get_running_loop().call_later(output.after_s, self._release, output.ref)
             elif isinstance(output, Fatal):
                 self._fatal = output.error
                 self._stopping = True
@@ -253,6 +265,13 @@ class GameClient:
                 self._ready.set()
                 if self._ws is not None:
                     await self._ws.close()
+
+    def _release(self, ref: str) -> None:
+        """A rate-limited request may go again (called from a timer)."""
+        if not self._stopping:
+            task = asyncio.ensure_future(self._carry_out(self.session.release(ref)))
+            self._releases.add(task)  # kept until done (the loop holds only weak references)
+            task.add_done_callback(self._releases.discard)
 
 
 def connect(

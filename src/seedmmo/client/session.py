@@ -11,16 +11,21 @@ and is dropped. So across any number of reconnects the application sees each eve
 offset order, unless the server says it cannot (``Resync``: the offset is no longer retained or
 the server's epoch changed).
 
-Requests (publish, travel, ...) carry a ``ref``; their answers resolve them. A request still
-unanswered when the connection drops fails with :class:`ConnectionLost`: it may or may not have
-been accepted (an event has no idempotency key; a travel does, so retry travel with the same
-key). Entity news (``entity_arrived`` and the like) is live only; after a reconnect
-(:class:`Connected` with ``resumed=True``) read the entities again if you need them exact.
+Requests (publish, travel, ...) carry a ``ref``; their answers resolve them. A request with an
+``idempotency_key`` (every publish gets one; a travel when the caller gives one) survives a
+dropped connection: it is sent again once the next connection is ready, and the server answers
+the retry with the first acknowledgement, so it happens once. Other requests still unanswered
+when the connection drops fail with :class:`ConnectionLost` (they may or may not have
+happened). A keyed request refused as ``rate_limited`` is sent again after the ``retry_after_s``
+the server names (:class:`Later`), instead of failing. Entity news (``entity_arrived`` and the
+like) is live only; after a reconnect (:class:`Connected` with ``resumed=True``) read the
+entities again if you need them exact.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,6 +40,7 @@ __all__ = [
     "EntityNews",
     "Event",
     "Fatal",
+    "Later",
     "Output",
     "Resolve",
     "Resync",
@@ -163,7 +169,16 @@ class Fatal:
     error: ClientError
 
 
-Output = Send | Deliver | Resolve | Fatal
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Call :meth:`Session.release` with `ref` after `after_s` seconds (the server asked the
+    request to wait: it was rate limited)."""
+
+    ref: str
+    after_s: float
+
+
+Output = Send | Deliver | Resolve | Fatal | Later
 
 
 @dataclass(slots=True)
@@ -206,6 +221,7 @@ class Session:
         self._refs = 0
         self._pending: dict[str, dict[str, Any]] = {}  # ref -> request, sent and unanswered
         self._waiting: list[dict[str, Any]] = []  # requests made before the connection was ready
+        self._held: dict[str, dict[str, Any]] = {}  # rate limited: sent again after a while
 
     @property
     def ready(self) -> bool:
@@ -225,6 +241,17 @@ class Session:
         self._waiting.append(message)
         return ref, []
 
+    def release(self, ref: str) -> list[Output]:
+        """A rate-limited request's wait is over: send it again (or once ready)."""
+        message = self._held.pop(ref, None)
+        if message is None:
+            return []
+        if self.ready:
+            self._pending[ref] = message
+            return [Send(message)]
+        self._waiting.append(message)
+        return []
+
     def heartbeat(self) -> list[Output]:
         """A heartbeat to send now (the connection itself also counts as one)."""
         return [Send({"action": "heartbeat"})] if self.ready else []
@@ -238,7 +265,14 @@ class Session:
         """The connection is gone: the delay before reconnecting (None: do not), and the failed
         requests."""
         self.phase = "closed"
-        outputs: list[Output] = [Resolve(ref, error=ConnectionLost()) for ref in self._pending]
+        outputs: list[Output] = []
+        resend = []
+        for ref, message in self._pending.items():
+            if "idempotency_key" in message:
+                resend.append(message)  # safe to send again: it will happen once
+            else:
+                outputs.append(Resolve(ref, error=ConnectionLost()))
+        self._waiting[:0] = resend
         self._pending.clear()
         reason = FATAL_CLOSE_CODES.get(close_code or 0)
         if reason is not None:
@@ -264,8 +298,11 @@ class Session:
         ):
             return self._handshake(msg)
         if isinstance(ref, str) and ref in self._pending:
-            del self._pending[ref]
+            message = self._pending.pop(ref)
             if kind == "error":
+                if msg.get("code") == "rate_limited" and "idempotency_key" in message:
+                    self._held[ref] = message
+                    return [Later(ref, float(msg.get("retry_after_s") or 1.0))]
                 return [Resolve(ref, error=error_of(msg))]
             return [Resolve(ref, result={k: v for k, v in msg.items() if k not in ENVELOPE})]
         if kind == "cross_game_event":
@@ -350,9 +387,15 @@ def publish_fields(
     selector: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     visibility: str | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of a ``publish_event`` request (no target and no selector: a broadcast)."""
-    fields: dict[str, Any] = {"event_type": event_type, "data": data or {}}
+    """The fields of a ``publish_event`` request (no target and no selector: a broadcast).
+    Without an `idempotency_key` a fresh one is drawn, so the request can be sent again."""
+    fields: dict[str, Any] = {
+        "event_type": event_type,
+        "data": data or {},
+        "idempotency_key": idempotency_key or "pk_" + secrets.token_hex(12),
+    }
     optional = {"target_game_id": target, "selector": selector, "visibility": visibility}
     fields.update({name: value for name, value in optional.items() if value is not None})
     return fields

@@ -10,8 +10,10 @@ socket, and calls block until their answer comes::
 from __future__ import annotations
 
 import contextlib
+import heapq
 import queue
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +29,7 @@ from seedmmo.client.session import (
     Deliver,
     Fatal,
     Item,
+    Later,
     Output,
     Resolve,
     Send,
@@ -65,6 +68,7 @@ class SyncGameClient:
         self._lock = threading.Lock()  # the session and the socket are shared with the thread
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._waiters: dict[str, _Waiter] = {}
+        self._timers: list[tuple[float, str]] = []  # (when, ref) of rate-limited requests
         self._ws: ClientConnection | None = None
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -139,11 +143,20 @@ class SyncGameClient:
         target: str | None = None,
         data: dict[str, Any] | None = None,
         selector: dict[str, Any] | None = None,
+        visibility: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        return self.request(
-            "publish_event",
-            **publish_fields(event_type, target=target, data=data, selector=selector),
+        """As :meth:`seedmmo.client.GameClient.publish` (sent again after a drop or a rate
+        limit, under one idempotency key)."""
+        fields = publish_fields(
+            event_type,
+            target=target,
+            data=data,
+            selector=selector,
+            visibility=visibility,
+            idempotency_key=idempotency_key,
         )
+        return self.request("publish_event", **fields)
 
     def spawn_entity(self, **entity: Any) -> dict[str, Any]:
         created: dict[str, Any] = self.request("spawn_entity", entity=entity)["entity"]
@@ -173,12 +186,18 @@ class SyncGameClient:
                     with self._lock:
                         self._ws = ws
                         session.connection_opened()
+                    next_beat = time.monotonic() + self.heartbeat_s
                     while not self._stop.is_set():
-                        try:
-                            text = ws.recv(timeout=self.heartbeat_s)
-                        except TimeoutError:
+                        now = time.monotonic()
+                        self._release_due(now)
+                        if now >= next_beat:
+                            next_beat = now + self.heartbeat_s
                             with self._lock:
                                 self._carry_out(session.heartbeat())
+                        wake = min([next_beat, *(due for due, _ in self._timers)])
+                        try:
+                            text = ws.recv(timeout=max(0.0, wake - now))
+                        except TimeoutError:
                             continue
                         with self._lock:
                             self._carry_out(session.receive(text))
@@ -194,6 +213,12 @@ class SyncGameClient:
                 break
         self._items.put(_CLOSED)
         self._ready.set()
+
+    def _release_due(self, now: float) -> None:
+        with self._lock:
+            while self._timers and self._timers[0][0] <= now:
+                _, ref = heapq.heappop(self._timers)
+                self._carry_out(self.session.release(ref))
 
     def _carry_out(self, outputs: list[Output]) -> None:
         """Called with the lock held."""
@@ -212,6 +237,8 @@ class SyncGameClient:
                 if waiter is not None:
                     waiter.result, waiter.error = output.result, output.error
                     waiter.done.set()
+            elif isinstance(output, Later):
+                heapq.heappush(self._timers, (time.monotonic() + output.after_s, output.ref))
             elif isinstance(output, Fatal):
                 self._fatal = output.error
                 self._stop.set()
