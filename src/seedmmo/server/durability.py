@@ -97,19 +97,22 @@ class GroupCommitter:
         on_failure: Callable[[BaseException], None],
         on_recovered: Callable[[], None] = lambda: None,
         on_commit_seconds: Callable[[float], None] | None = None,
+        first_retry_s: float = FIRST_RETRY_S,
     ) -> None:
         self.store = store
+        self._first_retry_s = first_retry_s
         self._loop = loop
         self._on_durable = on_durable  # called on the loop with the newest durable event offset
         self._on_failure = on_failure  # called on the loop when writes start failing
         self._on_recovered = on_recovered  # called on the loop when a write succeeds again
         self._on_commit_seconds = on_commit_seconds  # called in the writer thread
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._stopping = threading.Event()
+        self._give_up_at: float | None = None  # set by close: retry a failing store until then
         self.commits = 0
         self.ops_written = 0
         self.write_failures = 0
         self.failing: BaseException | None = None  # set while writes fail
+        self._stop_after_this = False  # a stop was taken from the queue during a retry
         self._thread = threading.Thread(target=self._run, name="seedmmo-store", daemon=True)
         self._thread.start()
 
@@ -123,16 +126,17 @@ class GroupCommitter:
         return future
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the thread (giving up on a store that still fails)."""
-        self._stopping.set()
+        """Write what is queued, then stop the thread; a store that still fails is retried for
+        `timeout` seconds, then given up on (what it could not write is logged)."""
+        self._give_up_at = time.monotonic() + timeout
         self._queue.put(_STOP)
-        self._thread.join(timeout)
+        self._thread.join(timeout + 1.0)
 
     # ------------------------------------------------------------------ the writer thread
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
+        while not stopping and not self._stop_after_this:
             item = self._queue.get()
             if item is _STOP:
                 break
@@ -154,7 +158,7 @@ class GroupCommitter:
 
     def _write(self, batch: list[Item], changes: list[Change]) -> bool:
         """Write `changes` whatever it takes; False if told to stop while the store fails."""
-        pause = FIRST_RETRY_S
+        pause = self._first_retry_s
         next_report = 0.0
         while True:
             began = time.perf_counter()
@@ -177,19 +181,18 @@ class GroupCommitter:
                     next_report = now + STILL_FAILING_LOG_S
                 self._loop.call_soon_threadsafe(self._fail_waiting, batch, exc)
                 batch = []  # answered; their changes stay in `changes`
-                if self._stopping.is_set():
+                if self._give_up_at is not None and now >= self._give_up_at:
                     log.critical(
                         "stopping with %d change(s) the store could not write: %s",
                         len(changes),
                         describe(exc),
                     )
                     return False
-                self._stopping.wait(pause)
+                time.sleep(pause)  # a pause between tries, in this thread (not the loop's)
                 pause = min(LAST_RETRY_S, pause * 2)
-                stop = self._absorb_queued(batch, changes)
+                if self._absorb_queued(batch, changes):
+                    self._stop_after_this = True
                 changes = coalesce(changes)
-                if stop:
-                    self._stopping.set()
                 continue
             if self._on_commit_seconds is not None:
                 self._on_commit_seconds(time.perf_counter() - began)

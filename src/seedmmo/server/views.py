@@ -17,7 +17,7 @@ from seedmmo.core.audience import Viewer, involves, sees_data
 from seedmmo.core.entity_query import EntityQuery
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.realm import Realm
-from seedmmo.errors import InvalidField, NotFound
+from seedmmo.errors import InvalidField, NotFound, SeedError
 from seedmmo.server.pacing import EVENTS_SCAN, SCAN_PAGE
 from seedmmo.store import ReplayGap
 
@@ -171,7 +171,10 @@ class Views:
             for event in page:
                 if event.offset > o.propagated_offset:
                     break
-                self._event_addresses[event.stat7_address] = event.offset
+                try:
+                    self._event_addresses[event.stat7_address] = event.offset
+                except (SeedError, ValueError, RecursionError):  # one bad event: skip it only
+                    continue
             cursor = min(page[-1].offset, o.propagated_offset)
         self._indexed_offset = max(self._indexed_offset, cursor)
         offset = self._event_addresses.get(address)
