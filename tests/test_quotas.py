@@ -49,8 +49,9 @@ def test_npc_actions_stay_within_the_budgets_and_nobody_starves(
     ]
     mv.drain()
     last_acted: dict[str, int] = dict.fromkeys(npcs, 0)
-    # the longest an NPC may wait: its period, plus a turn behind everyone due before it
-    worst_wait = every + 1 + max(len(npcs) // budget, max(crowds) // per_realm)
+    # the longest an NPC may wait: its period, plus a turn behind everyone due before it (a tick
+    # takes at least min(budget, per_realm) of those ahead of it in line)
+    worst_wait = every + 1 + -(-len(npcs) // min(budget, per_realm))
     for tick in range(1, 6 * worst_wait + 1):
         mv.control_tick()
         acted = [e.entity for e in mv.drain() if isinstance(e, NpcActed)]

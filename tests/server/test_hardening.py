@@ -302,3 +302,41 @@ def test_a_realm_over_its_entity_quota_gets_a_clear_409(tmp_path: Path, kind: st
             )
             assert patch.status_code == 422
             assert patch.json()["error"]["field"] == "behaviour.every_ticks"
+
+
+class SwitchableStore(SqliteStore):
+    """A store whose writes fail while `full` is set, as on a full disk."""
+
+    full = False
+
+    def write(self, changes: Any) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        super().write(changes)
+
+
+def test_a_travel_cut_off_by_a_full_disk_departs_once_it_is_written(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, manual_ticks=True)
+    store = SwitchableStore(settings.data_dir)
+    with TestClient(create_app(settings, store)) as client:
+        a = register(client, "a")["game_key"]
+        b = register(client, "b")["game_key"]
+        client.post("/api/games/b/heartbeat", headers=bearer(b))  # online: it can be reached
+        ada = client.post(
+            "/api/entities", json={"kind": "player", "name": "Ada"}, headers=bearer(a)
+        )
+        ada_id = ada.json()["id"]
+        store.full = True
+        body = {"to_game_id": "b", "idempotency_key": "trip"}
+        trip = client.post(f"/api/entities/{ada_id}/travel", json=body, headers=bearer(a))
+        assert trip.status_code == 503 and trip.json()["error"]["code"] == "store_failing"
+        tick(client, 3)  # not stored: it does not leave
+        assert client.get(f"/api/entities/{ada_id}").json()["location"] == "a"
+        store.full = False
+        client.portal.call(wait_until_writable, client)  # type: ignore[union-attr]
+        tick(client, 3)  # written now: it departs and arrives by itself
+        arrived = client.get(f"/api/entities/{ada_id}").json()
+        assert arrived["realm"] == "b" and arrived["history"][-1]["what"] == "arrived"
+        again = client.post(f"/api/entities/{ada_id}/travel", json=body, headers=bearer(a))
+        assert again.status_code == 202  # the retry names the same travel
+        assert again.json()["travel_id"] == arrived["history"][-1]["travel_id"]

@@ -73,18 +73,19 @@ class TravelDesk:
     ) -> tuple[Travel, bool]:
         """Start a travel for `entity` (owned by `actor`, None for the admin). Returns the travel
         and whether it is new (False: the idempotency key named an earlier one)."""
-        if actor is not None and entity.realm != actor:
-            raise Forbidden(f"entity {entity.id!r} belongs to {entity.realm!r}", code="not_owner")
         key = request.idempotency_key
-        if key is not None:
-            earlier = self._keys.get((entity.id, key))
-            if earlier is not None:
-                if earlier.to_game_id != request.to_game_id:
-                    raise Conflict(
-                        f"idempotency key {key!r} was used for a travel to {earlier.to_game_id!r}",
-                        code="idempotency_key_reused",
-                    )
-                return earlier, False
+        earlier = None if key is None else self._keys.get((entity.id, key))
+        if earlier is not None and actor is not None and earlier.from_game_id != actor:
+            earlier = None  # another game's key: this one must own the entity, as for any
+        if actor is not None and entity.realm != actor and earlier is None:
+            raise Forbidden(f"entity {entity.id!r} belongs to {entity.realm!r}", code="not_owner")
+        if earlier is not None:
+            if earlier.to_game_id != request.to_game_id:
+                raise Conflict(
+                    f"idempotency key {key!r} was used for a travel to {earlier.to_game_id!r}",
+                    code="idempotency_key_reused",
+                )
+            return earlier, False
         if entity.travel is not None:
             raise Conflict(
                 f"entity {entity.id!r} is already travelling ({entity.travel.state.value})",
@@ -190,9 +191,9 @@ class TravelDesk:
         if state is TravelState.ROLLED_BACK and travel.from_game_id not in self._registry:
             # nowhere to return to: the entity goes with the realm it left
             self._active.pop(travel.travel_id, None)
+            entities.remove(entity.id)  # first: it is filed where it is (in transit), not back
             travel.state = state
             entity.remember(tick, "rolled_back", travel_id=travel.travel_id, to=travel.to_game_id)
-            entities.remove(entity.id)
             self._emit(TravelChanged(entity, dataclasses.replace(travel), tick))
             self._emit(EntityRemoved(entity, "realm_unregistered"))
             return

@@ -45,7 +45,8 @@ LAST_RETRY_S: Final = 2.0
 STILL_FAILING_LOG_S: Final = 60.0
 _STOP: Final = object()
 
-Item = tuple[Sequence[Change], "asyncio.Future[None] | None"]
+# what was submitted, the future of its acknowledgement, and what to do once it is written
+Item = tuple[Sequence[Change], "asyncio.Future[None] | None", "Callable[[], None] | None"]
 
 
 class StoreFailing(Unavailable):
@@ -117,12 +118,18 @@ class GroupCommitter:
         self._thread.start()
 
     def submit(
-        self, changes: Sequence[Change], *, want_ack: bool = False
+        self,
+        changes: Sequence[Change],
+        *,
+        want_ack: bool = False,
+        on_written: Callable[[], None] | None = None,
     ) -> asyncio.Future[None] | None:
         """Queue `changes` for the next commit; with `want_ack`, a future done once they are
-        (or failed with :class:`StoreFailing`)."""
+        (or failed with :class:`StoreFailing`: the answer cannot wait for a store that fails).
+        `on_written` is called on the loop once they are written, even after such a failure
+        (a travel departs only then)."""
         future = self._loop.create_future() if want_ack else None
-        self._queue.put((changes, future))
+        self._queue.put((changes, future, on_written))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -152,7 +159,7 @@ class GroupCommitter:
                     break
                 batch.append(more)
                 size += len(more[0])
-            changes = [change for changes_, _ in batch for change in changes_]
+            changes = [change for changes_, _, _ in batch for change in changes_]
             if not self._write(batch, changes):
                 return
 
@@ -179,8 +186,8 @@ class GroupCommitter:
                 elif now >= next_report:
                     log.error("store writes still failing (%s)", describe(exc))
                     next_report = now + STILL_FAILING_LOG_S
-                self._loop.call_soon_threadsafe(self._fail_waiting, batch, exc)
-                batch = []  # answered; their changes stay in `changes`
+                # answered now (an answer already given stays given); the changes stay
+                self._loop.call_soon_threadsafe(self._fail_waiting, list(batch), exc)
                 if self._give_up_at is not None and now >= self._give_up_at:
                     log.critical(
                         "stopping with %d change(s) the store could not write: %s",
@@ -222,11 +229,13 @@ class GroupCommitter:
     def _done(self, batch: list[Item], newest_offset: int) -> None:
         if newest_offset:
             self._on_durable(newest_offset)
-        for _, future in batch:
+        for _, future, on_written in batch:
             if future is not None and not future.done():
                 future.set_result(None)
+            if on_written is not None:
+                on_written()
 
     def _fail_waiting(self, batch: list[Item], exc: BaseException) -> None:
-        for _, future in batch:
+        for _, future, _ in batch:
             if future is not None and not future.done():
                 future.set_exception(StoreFailing(exc))

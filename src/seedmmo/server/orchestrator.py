@@ -14,6 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ from seedmmo.core.records import (
     realm_from_record,
     realm_to_record,
 )
-from seedmmo.core.travel import Travel, TravelState
+from seedmmo.core.travel import TravelState
 from seedmmo.errors import InvalidField, RateLimited, Unauthenticated, Unavailable
 from seedmmo.server.acks import Acked, OffsetWaiters
 from seedmmo.server.auth import Credentials, Principal, Role
@@ -391,23 +392,28 @@ class Orchestrator:
         self, entity_id: str, body: Any, principal: Principal
     ) -> Acked[dict[str, Any]]:
         """Accept a travel, answered once durable. It may depart only once stored: the core
-        waits for :meth:`_travel_stored` (a retry with its key waits for the same commit)."""
+        waits until its request is written (a retry with its key waits for the same commit)."""
         actor = actor_of(principal)
         self._require_writable()
         travel, new = self.multiverse.request_travel(entity_id, body, actor=actor)
         if new:
-            future = self._carry_out(want_ack=True)
+            travel_id = travel.travel_id
+            future = self._carry_out(
+                want_ack=True, on_written=lambda: self.multiverse.confirm_travel(travel_id)
+            )
             if future is None:  # no writer yet (tests without a lifespan): nothing to wait for
-                self.multiverse.confirm_travel(travel.travel_id)
+                self.multiverse.confirm_travel(travel_id)
             else:
-                self._pending_travels[travel.travel_id] = future
-                future.add_done_callback(lambda done: self._travel_stored(travel, done))
-        return Acked(travel.reply, self._pending_travels.get(travel.travel_id))
-
-    def _travel_stored(self, travel: Travel, done: asyncio.Future[None]) -> None:
-        self._pending_travels.pop(travel.travel_id, None)
-        if not done.cancelled() and done.exception() is None:
-            self.multiverse.confirm_travel(travel.travel_id)
+                self._pending_travels[travel_id] = future
+                future.add_done_callback(lambda _: self._pending_travels.pop(travel_id, None))
+        pending = self._pending_travels.get(travel.travel_id)
+        if pending is None and not travel.durable and self.committer is not None:
+            # a retry of a travel whose first answer was "store failing": not stored yet
+            raise Unavailable(
+                "this travel is not stored yet; retry with the same idempotency_key",
+                code="store_failing",
+            )
+        return Acked(travel.reply, pending)
 
     def control_tick(self) -> TickReport:
         durable = self.durable_offset if self.committer is not None else None
@@ -424,14 +430,16 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ effects
 
-    def _carry_out(self, *, want_ack: bool = False) -> asyncio.Future[None] | None:
+    def _carry_out(
+        self, *, want_ack: bool = False, on_written: Callable[[], None] | None = None
+    ) -> asyncio.Future[None] | None:
         """Carry out the core's effects: messages out now, records to the store."""
         ops: list[Change] = []
         for effect in self.multiverse.drain():
             self._apply(effect, ops)
         if not ops or self.committer is None:
             return None
-        return self.committer.submit(ops, want_ack=want_ack)
+        return self.committer.submit(ops, want_ack=want_ack, on_written=on_written)
 
     def _flush_dirty_entities(self, ops: list[Change]) -> None:
         find = self.multiverse.entities.find
