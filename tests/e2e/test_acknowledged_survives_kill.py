@@ -27,6 +27,7 @@ class Universe:
         self.games: dict[str, str | None] = {}  # game_id -> key (None: unregistered)
         self.entities: dict[str, dict[str, Any] | None] = {}  # id -> state (None: removed)
         self.counter = 0  # for fresh names and refs across rounds
+        self.travels: dict[str, str] = {}  # entity id -> the travel acknowledged for it
 
 
 class Driver:
@@ -136,6 +137,30 @@ class Driver:
         self.ask(self.game_ws, "remove_entity", entity_id=entity_id)
         self.model.entities[entity_id] = None
 
+    def _stay_at_home(self) -> str:
+        return next(
+            e
+            for e, state in reversed(self.model.entities.items())
+            if state is not None and e not in self.model.travels
+        )
+
+    def rest_travel(self) -> None:
+        entity_id = self._stay_at_home()
+        response = self.http.post(
+            f"/api/entities/{entity_id}/travel",
+            json={"to_game_id": "sink", "duration_ticks": 30_000},  # long: it stays in transit
+            headers={"Authorization": f"Bearer {self.home_key}"},
+        )
+        assert response.status_code == 202, response.text
+        self.model.travels[entity_id] = response.json()["travel_id"]
+
+    def ws_travel(self) -> None:
+        entity_id = self._stay_at_home()
+        reply = self.ask(
+            self.game_ws, "travel", entity_id=entity_id, to_game_id="sink", duration_ticks=30_000
+        )
+        self.model.travels[entity_id] = reply["travel_id"]
+
     def kinds(self) -> list[Callable[[], None]]:
         return [
             self.rest_register,
@@ -146,6 +171,8 @@ class Driver:
             self.ws_spawn,
             self.rest_patch,
             self.ws_update,
+            self.rest_travel,
+            self.ws_travel,
             self.rest_delete,
             self.ws_remove,
             self.rest_unregister,
@@ -185,6 +212,12 @@ def check(server: ServerProcess, model: Universe) -> None:
         else:
             assert found.status_code == 200, f"acknowledged entity {entity_id} lost"
             assert found.json()["state"] == state, f"acknowledged change of {entity_id} lost"
+            travel_id = model.travels.get(entity_id)
+            if travel_id is not None:
+                travel = found.json()["travel"]
+                assert travel is not None and travel["travel_id"] == travel_id, (
+                    f"acknowledged travel of {entity_id} lost"
+                )
 
 
 @pytest.mark.parametrize("rounds", [3])
@@ -195,9 +228,13 @@ def test_every_acknowledged_mutation_survives_kill_9_under_load(
     model = Universe()
     server = ServerProcess(data, "--tick-ms", "20", "--no-demo")
     publisher = server.register("publisher")
-    server.register("sink")
     home = server.register("home")
+    sink_key = server.register("sink")
     for round_number in range(rounds):
+        beat = server.http.post(  # online, so travellers may set out for it
+            "/api/games/sink/heartbeat", headers={"Authorization": f"Bearer {sink_key}"}
+        )
+        assert beat.status_code == 200
         stop = threading.Event()
         load = [
             threading.Thread(target=keep_the_writer_busy, args=(server, publisher, stop))

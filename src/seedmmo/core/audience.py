@@ -24,7 +24,7 @@ The rule, used by live fan-out, replay by offset, ``GET /api/events`` and STAT7 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
@@ -65,10 +65,11 @@ class Audience:
     kind: Literal["unicast", "broadcast", "selector"]
     members: tuple[Party, ...] = ()  # unicast: the target; selector: the matches
     upto: int = 0  # broadcast: realms of incarnation at most this, the source excepted
+    # the members' ids, kept (the tick and the fan-out read them for every event)
+    game_ids: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
-    @property
-    def game_ids(self) -> tuple[str, ...]:
-        return tuple(game_id for game_id, _ in self.members)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "game_ids", tuple(game_id for game_id, _ in self.members))
 
     def includes(self, party: Party, source_game_id: str) -> bool:
         if self.kind == "broadcast":

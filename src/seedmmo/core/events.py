@@ -135,8 +135,10 @@ def private_salt(secret: bytes, event_id: str) -> str:
 class CrossGameEvent:
     """An accepted event. `control_tick_id` is set when the control tick propagates it;
     `audience` says who it is for (known at publish for a unicast, fixed by the tick for a
-    broadcast or a selector: :mod:`seedmmo.core.audience`). A private event carries a `salt`
-    derived from a server secret, so its address cannot be computed from its content."""
+    broadcast or a selector: :mod:`seedmmo.core.audience`). A private event carries the
+    universe's `address_secret`, from which its address gets a salt (:func:`private_salt`), so
+    the address cannot be computed from the event's content (computed on first use: the
+    publish path does not pay for the keyed hash)."""
 
     event_id: str
     offset: int
@@ -153,7 +155,7 @@ class CrossGameEvent:
     control_tick_id: int | None = None
     audience: Audience | None = None
     source_incarnation: int = 0
-    salt: str | None = None
+    address_secret: bytes | None = None  # set for private events only
     idempotency_key: str | None = None
     size: int = 0  # roughly what it holds in memory, in bytes
     _address: str | None = None
@@ -174,6 +176,12 @@ class CrossGameEvent:
         return Stat7.of("event", self.accepted_tick, named, "emergence")
 
     @property
+    def salt(self) -> str | None:
+        """What a private event's address covers besides its content (never sent)."""
+        secret = self.address_secret
+        return None if secret is None else private_salt(secret, self.event_id)
+
+    @property
     def stat7_address(self) -> str:
         """Computed on first use: hashing every event on the publish path would cost ~20 us."""
         if self._address is None:
@@ -184,8 +192,9 @@ class CrossGameEvent:
                 "selector": None if self.selector is None else self.selector.to_dict(),
                 "data": self.data,
             }
-            if self.salt is not None:
-                state["salt"] = self.salt
+            salt = self.salt
+            if salt is not None:
+                state["salt"] = salt
             self._address = address(
                 identity_document(
                     created_at=self.created_at,

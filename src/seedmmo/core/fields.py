@@ -104,30 +104,31 @@ def check_json_object(value: Any, field: str, *, max_bytes: int) -> tuple[dict[s
     :data:`MAX_JSON_DEPTH` levels and at most `max_bytes` once encoded. Returns a shallow copy
     and its encoded size."""
     obj = dict(check_mapping(value, field))
-    _check_json(obj, field, 1)
-    try:
+    problem = _json_problem(obj, MAX_JSON_DEPTH - 1)
+    if problem is not None:
+        raise InvalidField(field, problem)
+    try:  # (non-string keys, given in-process rather than parsed, fail here)
         size = len(orjson.dumps(obj))
-    except (TypeError, orjson.JSONEncodeError) as exc:  # values given in-process, not parsed
+    except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidField(field, f"must be JSON: {exc}") from None
     if size > max_bytes:
         raise InvalidField(field, f"at most {max_bytes} bytes once encoded; got {size}")
     return obj, size
 
 
-def _check_json(value: Any, field: str, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidField(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if type(key) is not str:
-                raise InvalidField(field, f"keys must be strings; got {type(key).__name__}")
-            if isinstance(item, dict | list):
-                _check_json(item, field, depth + 1)
-            elif type(item) is float and not math.isfinite(item):
-                raise InvalidField(field, f"numbers must be finite; got {item!r}")
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict | list):
-                _check_json(item, field, depth + 1)
-            elif type(item) is float and not math.isfinite(item):
-                raise InvalidField(field, f"numbers must be finite; got {item!r}")
+def _json_problem(value: dict[str, Any] | list[Any], levels: int) -> str | None:
+    """What is wrong inside `value`: containers nested more than `levels` deeper, or a float
+    that is not finite (orjson would write NaN as null; the canonical encoder refuses it). One
+    pass over the values, recursing only into containers: this runs on every publish."""
+    items: Any = value.values() if type(value) is dict else value
+    for item in items:
+        kind = type(item)
+        if kind is dict or kind is list:
+            if levels == 0:
+                return f"nested deeper than {MAX_JSON_DEPTH} levels"
+            problem = _json_problem(item, levels - 1)
+            if problem is not None:
+                return problem
+        elif kind is float and not math.isfinite(item):
+            return f"numbers must be finite; got {item!r}"
+    return None

@@ -41,7 +41,7 @@ from seedmmo.core.effects import (
     TravelChanged,
 )
 from seedmmo.core.entities import Entity, EntityIndex, EntityPatch, EntitySpec
-from seedmmo.core.events import MAX_EVENT_BYTES, CrossGameEvent, PublishRequest, private_salt
+from seedmmo.core.events import MAX_EVENT_BYTES, CrossGameEvent, PublishRequest
 from seedmmo.core.npc import NpcRunner
 from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
 from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
@@ -362,9 +362,7 @@ class Multiverse:
             created_at=format_timestamp(now),
             audience=None if target is None else unicast_audience(target, self.registry),
             source_incarnation=source.incarnation,
-            salt=private_salt(self._address_secret, event_id)
-            if request.visibility == "private"
-            else None,
+            address_secret=self._address_secret if request.visibility == "private" else None,
             idempotency_key=request.idempotency_key,
             size=600 + request.data_bytes,
         )
@@ -406,13 +404,16 @@ class Multiverse:
         if batch:
             find = self.registry.find
             selectors: SelectorCache = {}
+            everyone: Audience | None = None
             for event in batch:
                 event.control_tick_id = tick_id
                 event.accepted_tick = tick_id  # later than promised if it became durable late
                 audience = event.audience
                 if audience is None:  # a broadcast or selector: the realms registered now
                     if event.selector is None:
-                        audience = Audience("broadcast", upto=counters.total_games_registered)
+                        if everyone is None:  # one for all of this tick's broadcasts
+                            everyone = Audience("broadcast", upto=counters.total_games_registered)
+                        audience = everyone
                     else:
                         audience = resolve_selector(
                             event.selector, event.source_game_id, self.registry, selectors

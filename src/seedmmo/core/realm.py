@@ -19,10 +19,11 @@ in control ticks; the runtime converts the 5 s heartbeat period into ticks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from seedmmo.core.audience import Audience
 from seedmmo.core.fields import (
     check_id,
     check_int,
@@ -191,10 +192,20 @@ class Realm:
     # which registration this is: grows with every registration in the universe, so a game that
     # registers again under an old id is a new party (seedmmo.core.audience)
     incarnation: int = 0
+    _as_target: Audience | None = field(default=None, compare=False, repr=False)
 
     @property
     def party(self) -> tuple[str, int]:
         return (self.game_id, self.incarnation)
+
+    @property
+    def as_target(self) -> Audience:
+        """The audience of a unicast to this realm: one object for every such event (they are
+        immutable), so the newest events in memory do not each carry their own."""
+        audience = self._as_target
+        if audience is None:
+            audience = self._as_target = Audience("unicast", (self.party,))
+        return audience
 
     @classmethod
     def create(

@@ -13,7 +13,7 @@ import orjson
 from seedmmo.core.audience import Audience
 from seedmmo.core.behaviour import Behaviour
 from seedmmo.core.entities import Entity
-from seedmmo.core.events import CrossGameEvent, private_salt
+from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.realm import Realm, RealmCoordinate, RealmState
 from seedmmo.core.selector import Selector
 from seedmmo.core.stat7 import Stat7
@@ -121,11 +121,10 @@ def event_to_record(event: CrossGameEvent) -> dict[str, Any]:
         "timestamp": event.timestamp,
         "created_at": event.created_at,
         "source_incarnation": event.source_incarnation,
-        "salt": event.salt,
         "idempotency_key": event.idempotency_key,
     }
     if audience is not None and audience.kind == "unicast":
-        record["audience"] = audience.to_doc()
+        record["target_incarnation"] = audience.members[0][1]
     return record
 
 
@@ -141,13 +140,12 @@ def event_from_record(
 
     Events stored before audiences were kept: a unicast's target is taken as its first
     incarnation (0); a propagated broadcast or selector without a stored audience reaches no
-    game (it is never matched against the realms of today); a private event without a salt
-    gets the one `address_secret` gives it."""
+    game (it is never matched against the realms of today). A private event's address is
+    salted with `address_secret` (the salt is derived, never stored)."""
     audience: Audience | None
-    if doc.get("audience") is not None:
-        audience = Audience.from_doc(doc["audience"])
-    elif doc["target_game_id"] is not None:
-        audience = Audience("unicast", ((doc["target_game_id"], 0),))
+    if doc["target_game_id"] is not None:
+        target = (doc["target_game_id"], doc.get("target_incarnation", 0))
+        audience = Audience("unicast", (target,))
     elif tick_audience is not None:
         audience = Audience.from_doc(tick_audience)
     elif control_tick_id is not None:
@@ -171,12 +169,7 @@ def event_from_record(
         control_tick_id=control_tick_id,
         audience=audience,
         source_incarnation=doc.get("source_incarnation", 0),
-        salt=doc.get("salt")
-        or (
-            private_salt(address_secret, doc["event_id"])
-            if doc["visibility"] == "private"
-            else None
-        ),
+        address_secret=address_secret if doc["visibility"] == "private" else None,
         idempotency_key=doc.get("idempotency_key"),
         size=event_size(doc),
     )

@@ -9,7 +9,7 @@ Who may then read what is :mod:`seedmmo.core.audience`'s rule.
 
 from __future__ import annotations
 
-from seedmmo.core.audience import Audience, Party
+from seedmmo.core.audience import Audience
 from seedmmo.core.events import PublishRequest
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.selector import Selector
@@ -28,31 +28,25 @@ def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
 
 
 def unicast_audience(target_game_id: str, registry: RealmRegistry) -> Audience:
-    """The target as registered now. One object per target (audiences are immutable), so the
-    newest events in memory do not each carry their own."""
-    target = registry.get(target_game_id)
-    audience = _UNICAST.get(target.party)
-    if audience is None:
-        if len(_UNICAST) > 100_000:  # registrations come and go: do not keep them all
-            _UNICAST.clear()
-        audience = _UNICAST[target.party] = Audience("unicast", (target.party,))
-    return audience
+    """The target as registered now."""
+    return registry.get(target_game_id).as_target
 
 
-_UNICAST: dict[Party, Audience] = {}
-
-
-SelectorCache = dict[Selector, tuple[Party, ...]]
+SelectorCache = dict[tuple[Selector, str], Audience]
 
 
 def resolve_selector(
     selector: Selector, source_game_id: str, registry: RealmRegistry, cache: SelectorCache
 ) -> Audience:
     """The realms `selector` matches now, but the source. `cache` is per control tick (the
-    registry does not change during one), so a selector repeated in a tick is resolved once."""
-    matches = cache.get(selector)
-    if matches is None:
-        matches = cache[selector] = tuple(
-            (realm.game_id, realm.incarnation) for realm in registry.select(selector)
+    registry does not change during one), so a selector repeated in a tick is resolved once
+    per source."""
+    audience = cache.get((selector, source_game_id))
+    if audience is None:
+        members = tuple(
+            (realm.game_id, realm.incarnation)
+            for realm in registry.select(selector)
+            if realm.game_id != source_game_id
         )
-    return Audience("selector", tuple(m for m in matches if m[0] != source_game_id))
+        audience = cache[(selector, source_game_id)] = Audience("selector", members)
+    return audience

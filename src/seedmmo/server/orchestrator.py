@@ -300,8 +300,8 @@ class Orchestrator:
 
     def publish(self, body: Any, principal: Principal) -> Acked[dict[str, Any]]:
         """Accept an event; the answer (event_id, offset, accepted_tick) once it is durable."""
+        source = principal.require_game()  # 401/403 before anything else
         self._require_writable()
-        source = principal.require_game()
         request = PublishRequest.from_dict(
             body, source_game_id=source, max_data_bytes=self.settings.max_event_bytes
         )
