@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -158,3 +159,41 @@ def test_to_topics_sends_once_per_connection() -> None:
     hub.subscribe(conn, "realm:a")
     hub.to_topics(("realms", "realm:a"), Outgoing("msg"))
     assert [m.text for m in conn.queue] == ["msg"]
+
+
+class FakeRaw:
+    """What the hub uses of a raw writer, over a list of written chunks."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.write = self.chunks.append
+
+    def buffered(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_corked_frames_go_out_within_a_budget_per_loop_turn() -> None:
+    from seedmmo.server.hub import FLUSH_BUDGET
+
+    async def scenario() -> None:
+        hub = Hub()
+        raws = [FakeRaw() for _ in range(8)]
+        for n, raw in enumerate(raws):
+            conn = Connection(client_id=f"c{n}", max_queue=10, max_buffer_bytes=8 << 20)
+            conn.raw = raw  # type: ignore[assignment]
+            hub.add(conn)
+            for _ in range(4):  # 4 x 256 KiB each: 8 MiB in all, corked in this turn
+                conn.offer(Outgoing("x" * (256 << 10)))
+        written = []
+        for _ in range(10):
+            await asyncio.sleep(0)
+            written.append(sum(len(chunk) for raw in raws for chunk in raw.chunks))
+        per_turn = [b - a for a, b in zip([0, *written], written, strict=False)]
+        assert written[-1] >= 8 * (1 << 20)  # everything went out, in order, per connection
+        assert max(per_turn) <= FLUSH_BUDGET + (1 << 20) + 64  # one connection past the budget
+        assert all(len(raw.chunks) == 1 for raw in raws)  # still one write per connection
+
+    asyncio.run(scenario())
