@@ -148,6 +148,7 @@ class Hub:
         self.raw_connections = 0
         self.fallback_connections = 0
         self._corked: list[Connection] = []
+        self._flush_backlog = False  # the last flush left connections corked
 
     # ------------------------------------------------------------------ membership
 
@@ -169,6 +170,11 @@ class Hub:
         rest goes out on the next turn (forty connections with 4 MiB each would otherwise be
         160 MB copied in one go, a tick's worth of time)."""
         corked, self._corked = self._corked, []
+        if self._flush_backlog:
+            # some are left from a turn over budget: the few bytes of a reply or a tick go
+            # before the megabytes of a reader that lags
+            corked.sort(key=lambda conn: conn.corked_bytes)
+            self._flush_backlog = False
         budget = FLUSH_BUDGET
         for index, conn in enumerate(corked):
             budget -= conn.corked_bytes
@@ -177,6 +183,7 @@ class Hub:
                 if not self._corked:
                     asyncio.get_running_loop().call_soon(self._flush_corked)
                 self._corked[:0] = corked[index + 1 :]  # still corked: first in line
+                self._flush_backlog = True
                 return
 
     def remove(self, conn: Connection) -> None:
