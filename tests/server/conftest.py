@@ -83,7 +83,7 @@ def of_type(event_type: str) -> Callable[[dict[str, Any]], bool]:
 def tick(client: TestClient, times: int = 1) -> None:
     """Run `times` control ticks by hand, on the server's loop (for apps made with
     ``manual_ticks=True``: no clock runs, so nothing happens between two calls)."""
-    loop = client.app.state.tick_loop  # type: ignore[attr-defined]
+    loop = client.app.state.parts.tick_loop  # type: ignore[attr-defined]
     for _ in range(times):
         client.portal.call(loop.run_tick, 0.0)  # type: ignore[union-attr]
 

@@ -262,7 +262,7 @@ def test_stat7_resolves_realms_entities_and_events(client: TestClient) -> None:
     wait_for(lambda: client.get("/api/events").json()["events"], what="propagation")
     from seedmmo.server.orchestrator import Orchestrator
 
-    orchestrator: Orchestrator = client.app.state.orchestrator  # type: ignore[attr-defined]
+    orchestrator: Orchestrator = client.app.state.parts.orchestrator  # type: ignore[attr-defined]
     address = orchestrator.log.get(1).stat7_address  # type: ignore[union-attr]
     resolved = client.get(f"/api/stat7/{address}").json()
     assert resolved["type"] == "event" and "data" not in resolved["event"]

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 
 from seedmmo.server.app import create_app
 
-from .conftest import bearer, make_settings, of_type, receive_until, register, wait_for
+from .conftest import bearer, make_settings, of_type, receive_until, register, tick
 
 
 def test_replay_and_pages_come_from_disk_beyond_the_memory_window(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, hot_events=4, retain_events=25)
+    settings = make_settings(tmp_path, hot_events=4, retain_events=25, manual_ticks=True)
     with TestClient(create_app(settings)) as client:
         key = register(client, "g1")["game_key"]
         for n in range(30):
@@ -21,8 +21,9 @@ def test_replay_and_pages_come_from_disk_beyond_the_memory_window(tmp_path: Path
                 "/api/events", json={"event_type": f"e{n}", "data": {"n": n}}, headers=bearer(key)
             )
             assert response.status_code == 202
-        orchestrator = client.app.state.orchestrator  # type: ignore[attr-defined]
-        wait_for(lambda: orchestrator.propagated_offset == 30, what="propagation")
+        orchestrator = client.app.state.parts.orchestrator  # type: ignore[attr-defined]
+        tick(client)
+        assert orchestrator.multiverse.propagated_offset == 30
         assert orchestrator.log.in_memory() <= 4
         stats = client.get("/api/stats").json()["events"]
         assert stats["retained"] == 25 and stats["first_offset"] == 6
@@ -46,6 +47,7 @@ def test_replay_and_pages_come_from_disk_beyond_the_memory_window(tmp_path: Path
             assert [e["offset"] for e in replayed] == list(range(9, 31))
             assert [e["event_type_detail"] for e in replayed[:2]] == ["e8", "e9"]
             client.post("/api/events", json={"event_type": "live"}, headers=bearer(key))
+            tick(client)
             assert receive_until(ws, of_type("cross_game_event"))["offset"] == 31
             ws.send_json({"action": "subscribe", "topics": ["events"], "since": 2, "ref": "old"})
             resync = receive_until(ws, of_type("resync_required"))

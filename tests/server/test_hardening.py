@@ -176,7 +176,7 @@ async def wait_until_writable(client: TestClient) -> None:
     """On the server's loop: until the writer's retry has succeeded (a bounded wait)."""
     import asyncio
 
-    orchestrator = client.app.state.orchestrator  # type: ignore[attr-defined]
+    orchestrator = client.app.state.parts.orchestrator  # type: ignore[attr-defined]
     for _ in range(400):  # the writer retries at most every 2 s: 8 s is plenty
         if orchestrator.store_error is None:
             return
@@ -215,7 +215,7 @@ def test_a_private_event_address_cannot_be_computed_from_guessed_content(
         guesses.append(manual.get(f"/api/stat7/{address(doc)}").status_code)
     assert guesses == [404, 404, 404]
     # the real address resolves: without the data for the public, with it for the target
-    event = manual.app.state.orchestrator.log.get(ack["offset"])  # type: ignore[attr-defined]
+    event = manual.app.state.parts.orchestrator.log.get(ack["offset"])  # type: ignore[attr-defined]
     real = f"/api/stat7/{event.stat7_address}"
     assert "data" not in manual.get(real).json()["event"]
     assert manual.get(real, headers=bearer(b)).json()["event"]["data"] == {"gold": 731}

@@ -9,11 +9,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seedmmo.core.audience import replay_view
 from seedmmo.core.events import PublishRequest
 from seedmmo.core.multiverse import Multiverse, TickCompleted
+from seedmmo.server.announcer import delivery_of
 from seedmmo.server.auth import Principal, Role
+from seedmmo.server.connection import CLOSE_SLOW_CONSUMER, Connection
 from seedmmo.server.fastpath import Outgoing
-from seedmmo.server.hub import CLOSE_SLOW_CONSUMER, Connection, Hub
+from seedmmo.server.hub import Hub
 
 from ..conftest import ManualClock, realm_body
 
@@ -91,11 +94,11 @@ def test_live_fanout_agrees_with_the_replay_rule(
     mv.control_tick()
     (tick,) = [e for e in mv.drain() if isinstance(e, TickCompleted)]
     for event in tick.events:
-        hub.deliver_event(event)
+        hub.deliver(delivery_of(event))
     for conn in conns:
         expected = []
         for event in tick.events:
-            view = hub.view_for(conn, event)
+            view = replay_view(event, conn.principal, conn.topics)
             if view is not None:
                 expected.append((event.offset, view == "full"))
         assert received(conn) == expected, (conn.client_id, conn.principal, conn.topics)
@@ -125,7 +128,7 @@ def test_private_unicast_rules() -> None:
     )
     mv.control_tick()
     (tick,) = [e for e in mv.drain() if isinstance(e, TickCompleted)]
-    hub.deliver_event(tick.events[0])
+    hub.deliver(delivery_of(tick.events[0]))
     assert received(target) == [(1, True)]
     assert received(bystander) == [(1, False)]
     assert received(observer) == [(1, False)]
@@ -182,8 +185,12 @@ def test_corked_frames_go_out_within_a_budget_per_loop_turn() -> None:
         hub = Hub()
         raws = [FakeRaw() for _ in range(8)]
         for n, raw in enumerate(raws):
-            conn = Connection(client_id=f"c{n}", max_queue=10, max_buffer_bytes=8 << 20)
-            conn.raw = raw  # type: ignore[assignment]
+            conn = Connection(
+                client_id=f"c{n}",
+                max_queue=10,
+                max_buffer_bytes=8 << 20,
+                raw=raw,  # type: ignore[arg-type]
+            )
             hub.add(conn)
             for _ in range(4):  # 4 x 256 KiB each: 8 MiB in all, corked in this turn
                 conn.offer(Outgoing("x" * (256 << 10)))

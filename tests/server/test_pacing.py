@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,12 +15,12 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from seedmmo.server.app import create_app
-from seedmmo.server.auth import ADMIN, Credentials, Principal, Role
-from seedmmo.server.hub import Connection
-from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.auth import ADMIN, Principal, Role
+from seedmmo.server.connection import Connection, Replay
 from seedmmo.server.pacing import EVENTS_SCAN, REPLAY_PAGE, ReplayLimiter
+from seedmmo.server.parts import Parts, assemble
 from seedmmo.server.settings import Settings
-from seedmmo.server.ws import Replay, replay
+from seedmmo.server.ws import replay
 from seedmmo.server.wsprotocol import PARSE_SLICE, SeedWebSocketProtocol
 from seedmmo.store import MemoryStore
 
@@ -40,10 +39,10 @@ class CountingStore(MemoryStore):
         return super().read_events(after, limit)
 
 
-async def filled_orchestrator(store: CountingStore, events: int) -> Orchestrator:
+async def filled_server(store: CountingStore, events: int) -> Parts:
     settings = Settings(data_dir=Path("unused"), admin_token="t", hot_events=50, demo=False)
-    orchestrator = Orchestrator(settings, Credentials("t"), store)
-    orchestrator.start_durability(asyncio.get_running_loop())
+    parts = assemble(settings, store, "t")
+    orchestrator = parts.orchestrator
     for game in ("a", "b"):
         await orchestrator.register_game(
             {"game_id": game, "realm_id": game, "developer_name": "t"}
@@ -56,29 +55,23 @@ async def filled_orchestrator(store: CountingStore, events: int) -> Orchestrator
     for acked in acks:
         await acked.wait()
     orchestrator.control_tick()
-    assert orchestrator.propagated_offset == events
-    return orchestrator
+    assert parts.views.propagated_offset == events
+    return parts
 
 
 def test_a_replay_sends_a_page_per_loop_turn_and_reads_old_events_off_the_loop() -> None:
     async def scenario() -> None:
         store = CountingStore()
-        orchestrator = await filled_orchestrator(store, 1_000)
+        parts = await filled_server(store, 1_000)
         sent: list[str] = []
 
         async def send_text(text: str) -> None:  # a client that takes everything at once
             sent.append(text)
 
-        websocket: Any = SimpleNamespace(
-            send_text=send_text,
-            app=SimpleNamespace(
-                state=SimpleNamespace(replays=ReplayLimiter(per_address=1, total=1))
-            ),
-        )
         conn = Connection(client_id="c", max_queue=10**6, max_queue_bytes=10**9)
         conn.principal = ADMIN
         conn.topics.add("events")
-        task = asyncio.ensure_future(replay(websocket, conn, orchestrator, Replay(0, 1_000)))
+        task = asyncio.ensure_future(replay(parts, conn, Replay(0, 1_000), send_text))
         per_turn = []
         while not task.done():
             before = len(sent)
@@ -89,7 +82,7 @@ def test_a_replay_sends_a_page_per_loop_turn_and_reads_old_events_off_the_loop()
         assert max(per_turn) <= REPLAY_PAGE  # the loop got a turn after every page
         assert threading.get_ident() not in store.reader_threads  # disk reads: elsewhere
         assert store.reader_threads  # (and there were some: 950 events were not in memory)
-        orchestrator.close()
+        parts.close()
 
     asyncio.run(scenario())
 

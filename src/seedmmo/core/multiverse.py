@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,9 +42,10 @@ from seedmmo.core.effects import (
 )
 from seedmmo.core.entities import Entity, EntityIndex, EntityPatch, EntitySpec
 from seedmmo.core.events import MAX_EVENT_BYTES, CrossGameEvent, PublishRequest
+from seedmmo.core.lifecycle import Lifecycle, LifecyclePolicy
 from seedmmo.core.npc import NpcRunner
 from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
-from seedmmo.core.realm import Realm, RealmSpec, RealmState, Trigger, next_state
+from seedmmo.core.realm import Realm, RealmSpec, RealmState
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.router import SelectorCache, check_route, resolve_selector, unicast_audience
 from seedmmo.core.stat7 import format_timestamp
@@ -66,6 +67,7 @@ __all__ = [
     "NpcActed",
     "Quotas",
     "RealmStateChanged",
+    "Restored",
     "TickCompleted",
     "TickReport",
     "TravelChanged",
@@ -81,25 +83,6 @@ def iso_micro(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-@dataclass(frozen=True, slots=True)
-class LifecyclePolicy:
-    """Heartbeat limits in ticks. Defaults: 5 s heartbeat period at 10 Hz, 3 periods missed ->
-    unhealthy, 60 s unhealthy -> offline."""
-
-    unhealthy_after_ticks: int = 150
-    offline_after_ticks: int = 600
-
-    @classmethod
-    def from_seconds(
-        cls, *, tick_ms: float, heartbeat_period_s: float = 5.0, offline_after_s: float = 60.0
-    ) -> LifecyclePolicy:
-        per_second = 1000.0 / tick_ms
-        return cls(
-            unhealthy_after_ticks=max(1, round(3 * heartbeat_period_s * per_second)),
-            offline_after_ticks=max(1, round(offline_after_s * per_second)),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +144,8 @@ class Multiverse:
         self._pending: list[CrossGameEvent] = []
         self.publish_keys = PublishKeys()
         self._outbox: list[Effect] = []
-        self._checks: dict[int, list[str]] = {}  # tick -> realms whose deadline to check then
-        self._next_check: dict[str, int] = {}  # realm -> earliest tick a check is scheduled
+        self.lifecycle = Lifecycle(self.registry, self.policy, self._emit)
+        self.propagated_offset = 0  # the newest offset a control tick has propagated
 
     # ------------------------------------------------------------------ reading
 
@@ -213,7 +196,7 @@ class Multiverse:
         """Remove a realm and the entities in it. Entities in transit from it travel on; those
         travelling to it return when their arrival tick finds it gone."""
         realm = self.registry.remove(game_id)
-        self._next_check.pop(game_id, None)
+        self.lifecycle.forget(game_id)
         for entity in self.entities.in_realm(game_id):
             self.travels.forget(entity)
             self.entities.remove(entity.id)
@@ -318,11 +301,7 @@ class Multiverse:
     def heartbeat(self, game_id: str) -> Realm:
         """A sign of life from a game: online now, and the missed-heartbeat deadline moves."""
         realm = self.registry.get(game_id)
-        realm.last_heartbeat_tick = self.tick
-        realm.last_heartbeat_at = iso_micro(self._clock())
-        self._transition(realm, Trigger.HEARTBEAT, self.tick)
-        if not realm.hosted:
-            self._schedule(game_id, self.tick + self.policy.unhealthy_after_ticks)
+        self.lifecycle.heartbeat(realm, self.tick, iso_micro(self._clock()))
         return realm
 
     def _check_behaviour(self, behaviour: Behaviour | None, where: str) -> None:
@@ -386,10 +365,7 @@ class Multiverse:
         counters = self.counters
         tick_id = counters.total_control_ticks + 1
         started_at = iso_micro(self._clock())
-        due = self._checks.pop(tick_id, None)
-        if due:
-            for game_id in due:
-                self._check_deadline(game_id, tick_id)
+        self.lifecycle.run(tick_id)
         self.travels.advance(tick_id)
         quotas = self.quotas
         self.npcs.run(tick_id, quotas.npc_actions_per_tick, quotas.npc_actions_per_realm_per_tick)
@@ -430,31 +406,33 @@ class Multiverse:
                         if target is not None:
                             target.direct_received += 1
         counters.total_control_ticks = tick_id
+        if batch:
+            self.propagated_offset = batch[-1].offset
         report = TickReport(tick_id, started_at, self.games_synced(), len(batch))
         self._emit(TickCompleted(report, batch))
         return report
 
     # ------------------------------------------------------------------ restoring
 
-    def restore(
-        self,
-        *,
-        realms: list[Realm],
-        entities: list[Entity],
-        pending: list[CrossGameEvent],
-        publish_keys: Iterable[tuple[str, str, bytes, int]] = (),
-    ) -> None:
-        """Put back what a store kept (no effects: it is already stored). Pending events are
-        propagated by the next tick; heartbeat deadlines are re-checked on the next tick."""
+    def restore(self, restored: Restored) -> None:
+        """Put back what a store kept (no effects: it is already stored). The counters come
+        from the store's last write of them, moved on to what the log itself shows (they are
+        written at tick boundaries, so after a crash the log may say more). Events not yet
+        propagated are propagated by the next tick; heartbeat deadlines are checked then."""
         counters = self.counters
-        for realm in realms:
+        counters.next_offset = max(counters.next_offset, restored.last_offset + 1)
+        counters.total_cross_game_events = max(
+            counters.total_cross_game_events, restored.last_offset
+        )
+        counters.total_control_ticks = max(counters.total_control_ticks, restored.last_tick_mark)
+        for realm in restored.realms:
             counters.total_games_registered = max(
                 counters.total_games_registered, realm.incarnation
             )
             self.registry.add(realm)
-            if not realm.hosted and realm.state in (RealmState.ONLINE, RealmState.UNHEALTHY):
-                self._schedule(realm.game_id, self.tick + 1)
-        self.publish_keys.restore(publish_keys)
+            self.lifecycle.watch(realm, self.tick)
+        self.publish_keys.restore(restored.publish_keys)
+        entities = restored.entities
         numbered = sorted((e for e in entities if e.seq), key=lambda e: e.seq)
         if numbered:
             counters.next_entity_seq = max(counters.next_entity_seq, numbered[-1].seq + 1)
@@ -467,45 +445,30 @@ class Multiverse:
             self.entities.add(entity)
             self.travels.restore(entity)
             self.npcs.schedule(entity, self.tick)
-        for event in pending:
-            event.accepted_tick = self.tick + 1
+        pending = []
+        for event in restored.events:
+            if event.control_tick_id is None:
+                event.accepted_tick = self.tick + 1
+                pending.append(event)
+            else:
+                self.propagated_offset = max(self.propagated_offset, event.offset)
         self._pending = sorted([*self._pending, *pending], key=lambda e: e.offset)
 
-    # ------------------------------------------------------------------ lifecycle internals
+    def acknowledge(self, event: CrossGameEvent) -> int:
+        """`event` is durable now: the tick that will propagate it (its ``accepted_tick``,
+        later than promised if it became durable late)."""
+        if event.control_tick_id is None:
+            event.accepted_tick = max(event.accepted_tick, self.tick + 1)
+        return event.accepted_tick
 
-    def _transition(self, realm: Realm, trigger: Trigger, tick: int) -> None:
-        previous = realm.state
-        current = next_state(previous, trigger)
-        if current is not previous:
-            self.registry.set_state(realm, current)
-            realm.state_since_tick = tick
-            self._emit(RealmStateChanged(realm, previous, current, tick))
 
-    def _schedule(self, game_id: str, at_tick: int) -> None:
-        """Make sure a check runs no later than `at_tick` (an earlier one reschedules itself)."""
-        scheduled = self._next_check.get(game_id)
-        if scheduled is not None and scheduled <= at_tick:
-            return
-        self._next_check[game_id] = at_tick
-        self._checks.setdefault(at_tick, []).append(game_id)
+@dataclass(slots=True)
+class Restored:
+    """What a store kept, as core objects, for :meth:`Multiverse.restore`."""
 
-    def _check_deadline(self, game_id: str, tick_id: int) -> None:
-        if self._next_check.get(game_id) == tick_id:
-            del self._next_check[game_id]
-        realm = self.registry.find(game_id)
-        if realm is None or realm.hosted:
-            return
-        policy = self.policy
-        if realm.state is RealmState.ONLINE:
-            deadline = (realm.last_heartbeat_tick or 0) + policy.unhealthy_after_ticks
-            if tick_id >= deadline:
-                self._transition(realm, Trigger.MISSED_HEARTBEATS, tick_id)
-                self._schedule(game_id, tick_id + policy.offline_after_ticks)
-            else:
-                self._schedule(game_id, deadline)
-        elif realm.state is RealmState.UNHEALTHY:
-            deadline = realm.state_since_tick + policy.offline_after_ticks
-            if tick_id >= deadline:
-                self._transition(realm, Trigger.OFFLINE_TIMEOUT, tick_id)
-            else:
-                self._schedule(game_id, deadline)
+    realms: list[Realm] = field(default_factory=list)
+    entities: list[Entity] = field(default_factory=list)
+    events: list[CrossGameEvent] = field(default_factory=list)  # retained, oldest first
+    publish_keys: list[tuple[str, str, bytes, int]] = field(default_factory=list)
+    last_offset: int = 0  # the newest offset stored
+    last_tick_mark: int = 0  # the newest tick that propagated events

@@ -19,10 +19,12 @@ from starlette.requests import ClientDisconnect
 
 from seedmmo.core.realm import RealmState
 from seedmmo.core.stat7 import HORIZONS
-from seedmmo.errors import InvalidField, MalformedInput, TooLarge, Unauthenticated
-from seedmmo.server.auth import Principal, Role
+from seedmmo.errors import InvalidField, MalformedInput, TooLarge
+from seedmmo.server.auth import Principal
 from seedmmo.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from seedmmo.server.orchestrator import Orchestrator, actor_of
+from seedmmo.server.parts import Parts
+from seedmmo.server.views import Views
 
 __all__ = ["BodyCutShort", "metrics_router", "router"]
 
@@ -35,19 +37,25 @@ def reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
 
+def parts_of(request: Request) -> Parts:
+    parts: Parts = request.app.state.parts
+    return parts
+
+
 def orchestrator_of(request: Request) -> Orchestrator:
-    orchestrator: Orchestrator = request.app.state.orchestrator
-    return orchestrator
+    return parts_of(request).orchestrator
+
+
+def views_of(request: Request) -> Views:
+    return parts_of(request).views
 
 
 def principal_of(request: Request) -> Principal:
-    return orchestrator_of(request).credentials.identify_header(
-        request.headers.get("authorization")
-    )
+    return orchestrator_of(request).identify(request.headers.get("authorization"))
 
 
 async def json_body(request: Request) -> Any:
-    limit = orchestrator_of(request).settings.max_body_bytes
+    limit = parts_of(request).settings.max_body_bytes
     check_declared_length(request.headers.get("content-length"), limit)
     raw = bytearray()
     try:
@@ -84,8 +92,8 @@ def parse_json(raw: bytes | bytearray) -> Any:
         raise MalformedInput(f"body is not valid JSON: {exc}") from None
 
 
-def health_reply(orchestrator: Orchestrator) -> tuple[int, dict[str, Any]]:
-    body = orchestrator.views.health()
+def health_reply(views: Views) -> tuple[int, dict[str, Any]]:
+    body = views.health()
     return (200 if body["status"] == "healthy" else 503), body
 
 
@@ -136,7 +144,7 @@ OBJ = {"type": "object"}
 
 @router.get("/health", summary="Liveness and readiness (503 while starting or draining)")
 async def health(request: Request) -> Response:
-    status, body = health_reply(orchestrator_of(request))
+    status, body = health_reply(views_of(request))
     return reply(body, status)
 
 
@@ -148,7 +156,7 @@ async def whoami(request: Request) -> Response:
 
 @router.get("/stats", summary="Universe counters, tick timing, clients")
 async def stats(request: Request) -> Response:
-    return reply(orchestrator_of(request).views.stats())
+    return reply(views_of(request).stats())
 
 
 # ----------------------------------------------------------------------------- realms
@@ -167,12 +175,12 @@ async def list_realms(request: Request) -> Response:
         raise InvalidField("state", "must be registered, online, unhealthy or offline")
     filters = {name: params.get(name) for name in ("realm_type", "adjacency", "resonance")}
     filters["state"] = state
-    return reply({"realms": orchestrator_of(request).views.realms(filters)})
+    return reply({"realms": views_of(request).realms(filters)})
 
 
 @router.get("/realms/{game_id}", summary="One realm")
 async def get_realm(game_id: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).views.realm(game_id))
+    return reply(views_of(request).realm(game_id))
 
 
 @router.post(
@@ -202,13 +210,8 @@ async def register_game(request: Request) -> Response:
 
 @router.delete("/games/{game_id}", summary="Unregister a game (admin, or the game itself)")
 async def unregister_game(game_id: str, request: Request) -> Response:
-    orchestrator = orchestrator_of(request)
-    principal = principal_of(request)
-    if principal.role is Role.PUBLIC:
-        raise Unauthenticated("this needs the admin token or the game's key")
-    orchestrator.multiverse.registry.get(game_id)  # 404 for what does not exist, then 403
-    principal.require_game(game_id)
-    return reply(await orchestrator.unregister_game(game_id).wait())
+    acked = orchestrator_of(request).unregister_game(game_id, principal_of(request))
+    return reply(await acked.wait())
 
 
 @router.post("/games/{game_id}/heartbeat", summary="A sign of life from the game")
@@ -252,7 +255,7 @@ async def list_events(request: Request) -> Response:
         raise InvalidField(unknown[0], "unknown parameter; use after, limit, game_id")
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
-    page = await orchestrator_of(request).views.events_page(
+    page = await views_of(request).events_page(
         after=after,
         limit=limit,
         game_id=request.query_params.get("game_id"),
@@ -270,7 +273,7 @@ async def list_npcs(request: Request) -> Response:
     if unknown:
         raise InvalidField(unknown[0], "unknown parameter; use realm")
     realm = request.query_params.get("realm")
-    npcs = orchestrator_of(request).views.npcs(realm)
+    npcs = views_of(request).npcs(realm)
     return reply({"npcs": npcs, "total": len(npcs)})
 
 
@@ -300,7 +303,7 @@ def _range_params() -> list[dict[str, Any]]:
     openapi_extra={"parameters": _range_params()},
 )
 async def list_entities(request: Request) -> Response:
-    return reply(orchestrator_of(request).views.entities_page(request.query_params))
+    return reply(views_of(request).entities_page(request.query_params))
 
 
 ENTITY_BODY = {
@@ -330,7 +333,7 @@ async def create_entity(request: Request) -> Response:
 
 @router.get("/entities/{entity_id}", summary="One entity, with its travel and history")
 async def get_entity(entity_id: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).views.entity(entity_id))
+    return reply(views_of(request).entity(entity_id))
 
 
 @router.patch(
@@ -377,7 +380,7 @@ async def travel(entity_id: str, request: Request) -> Response:
 
 @router.get("/stat7/{address}", summary="Resolve a STAT7 address to a realm, entity or event")
 async def resolve(address: str, request: Request) -> Response:
-    return reply(orchestrator_of(request).views.resolve(address, principal_of(request)))
+    return reply(views_of(request).resolve(address, principal_of(request)))
 
 
 metrics_router = APIRouter()
@@ -385,4 +388,4 @@ metrics_router = APIRouter()
 
 @metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(orchestrator_of(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)
+    return Response(parts_of(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)

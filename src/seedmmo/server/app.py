@@ -24,13 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from seedmmo import __version__
 from seedmmo.errors import SeedError
 from seedmmo.server.api import metrics_router, router
-from seedmmo.server.auth import Credentials, load_admin_token
+from seedmmo.server.auth import load_admin_token
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.hotpaths import HotPaths
-from seedmmo.server.orchestrator import Orchestrator
-from seedmmo.server.pacing import ReplayLimiter
-from seedmmo.server.runtime import TickLoop
+from seedmmo.server.parts import Parts, assemble
 from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 from seedmmo.store import MemoryStore, SqliteStore, Store
@@ -94,18 +92,19 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 async def drain(app: FastAPI, *, timeout_s: float = 3.0) -> None:
     """Stop serving: health turns 503, the tick loop stops between ticks, every WebSocket is
     closed with 1001. Safe to call more than once."""
-    orchestrator: Orchestrator = app.state.orchestrator
-    if orchestrator.draining:
+    parts: Parts = app.state.parts
+    if parts.orchestrator.draining:
         return
-    orchestrator.draining = True
+    parts.orchestrator.draining = True
     log.info("draining: finishing the current tick and closing connections")
-    await app.state.tick_loop.stop()
-    for conn in list(orchestrator.hub.connections.values()):
+    await parts.tick_loop.stop()
+    hub = parts.hub
+    for conn in list(hub.connections.values()):
         conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
     deadline = time.monotonic() + timeout_s
-    while orchestrator.hub.connections and time.monotonic() < deadline:
+    while hub.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.01)  # polling the condition, with a deadline
-    log.info("drained: %d connection(s) left", len(orchestrator.hub.connections))
+    log.info("drained: %d connection(s) left", len(hub.connections))
 
 
 def open_store(settings: Settings) -> Store:
@@ -127,18 +126,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         if generated:
             path = settings.data_dir / "admin_token"
             print(f"[AUTH] Generated admin token (saved to {path}, mode 0600): {token}", flush=True)
-        orchestrator = Orchestrator(settings, Credentials(token), store or open_store(settings))
-        orchestrator.start_durability(asyncio.get_running_loop())
-        app.state.orchestrator = orchestrator
+        parts = assemble(settings, store or open_store(settings), token)
+        app.state.parts = parts
         try:
             if settings.demo:
-                for acked in install_demo(orchestrator):
+                for acked in install_demo(parts.orchestrator, parts.views):
                     await acked.wait()  # the demo realms are stored before we say we run
         except BaseException:
-            orchestrator.close()  # stop the writer thread with the loop it reports to
+            parts.close()  # stop the writer thread with the loop it reports to
             raise
-        tick_loop = TickLoop(orchestrator, log_ticks=settings.log_ticks)
-        app.state.tick_loop = tick_loop
         # Start-up objects live as long as the process: keep the collector from rescanning them.
         gc.collect()
         gc.freeze()
@@ -149,19 +145,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # 10,000 net allocations let them die young first (the same run: 104 ms, no full one).
         gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         if not settings.manual_ticks:
-            tick_loop.start()
-        orchestrator.ready = True
+            parts.tick_loop.start()
+        parts.orchestrator.ready = True
         log.info(
             "[OK] seedmmo %s orchestrator running: %d realm(s), tick %.0f ms",
             __version__,
-            len(orchestrator.multiverse.registry),
+            len(parts.views.realms({})),
             settings.tick_ms,
         )
         try:
             yield
         finally:
             await drain(app)
-            orchestrator.close()
+            parts.close()
 
     app = FastAPI(
         title="seedmmo",
@@ -170,9 +166,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.replays = ReplayLimiter(
-        per_address=settings.replays_per_address, total=settings.replays_total
-    )
     app.add_exception_handler(SeedError, on_seed_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -229,9 +222,9 @@ class CountRequests:
             if template is None:
                 template = "pages" if scope["method"] == "GET" else "unmatched"
             state = getattr(scope.get("app"), "state", None)
-            orchestrator = getattr(state, "orchestrator", None)
-            if orchestrator is not None:
-                orchestrator.metrics.count_request(scope["method"], template, status)
+            parts = getattr(state, "parts", None)
+            if parts is not None:
+                parts.metrics.count_request(scope["method"], template, status)
 
 
 def create_asgi(settings: Settings | None = None) -> HotPaths:

@@ -7,6 +7,7 @@ from typing import Any, Final
 from seedmmo.server.acks import Acked
 from seedmmo.server.auth import ADMIN
 from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.views import Views
 
 __all__ = ["DEMO_REALMS", "install_demo"]
 
@@ -64,21 +65,20 @@ DEMO_REALMS: Final[list[dict[str, Any]]] = [
 ]
 
 
-def install_demo(orchestrator: Orchestrator) -> list[Acked[Any]]:
+def install_demo(orchestrator: Orchestrator, views: Views) -> list[Acked[Any]]:
     """Register the demo realms (hosted: always online) and give each its NPCs, which act on
     the shared clock with the behaviour preset of their role. Returns the acknowledgements to
     wait for."""
-    entities = orchestrator.multiverse.entities
     acks: list[Acked[Any]] = []
     for demo in DEMO_REALMS:
         realm = demo["realm"]
-        restored = realm["game_id"] in orchestrator.multiverse.registry
+        restored = views.has_realm(realm["game_id"])
         if not restored:
             acks.append(orchestrator.register_game(realm, hosted=True))
         for npc_id, name, role, resonance, velocity, density in demo["npcs"]:
-            found = entities.find(npc_id)
+            found = views.find_entity(npc_id)
             if found is not None:  # restored (perhaps away in another realm): keep it
-                if found.behaviour is None and found.kind == "npc":
+                if found["behaviour"] is None and found["kind"] == "npc":
                     # stored by a version whose NPCs did not act yet: wake them up
                     acks.append(orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN))
                 continue

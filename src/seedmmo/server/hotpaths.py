@@ -23,7 +23,7 @@ from seedmmo.server.api import (
     parse_json,
     publish_reply,
 )
-from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.parts import Parts
 
 __all__ = ["HotPaths"]
 
@@ -57,16 +57,16 @@ class HotPaths:
         if scope["type"] == "http" and not self._cross_origin(scope):
             path = scope["path"]
             if path == "/api/health" and scope["method"] == "GET":
-                orchestrator = self._orchestrator(scope)
-                if orchestrator is not None:
-                    status, body = health_reply(orchestrator)
+                parts = self._parts(scope)
+                if parts is not None:
+                    status, body = health_reply(parts.views)
                     await respond(send, status, body)
-                    orchestrator.metrics.count_request("GET", path, status)
+                    parts.metrics.count_request("GET", path, status)
                     return
             elif path == "/api/events" and scope["method"] == "POST":
-                orchestrator = self._orchestrator(scope)
-                if orchestrator is not None:
-                    await self._publish(orchestrator, scope, receive, send)
+                parts = self._parts(scope)
+                if parts is not None:
+                    await self._publish(parts, scope, receive, send)
                     return
         if scope["type"] == "http":
             await self.app(scope, receive, with_security_headers(send))
@@ -80,21 +80,20 @@ class HotPaths:
             return False
         return any(name == b"origin" for name, _ in scope["headers"])
 
-    def _orchestrator(self, scope: Scope) -> Orchestrator | None:
-        """None before start-up has made one: FastAPI then answers (503 from its route)."""
-        return getattr(self.state, "orchestrator", None)
+    def _parts(self, scope: Scope) -> Parts | None:
+        """None before start-up has made them: FastAPI then answers (503 from its route)."""
+        return getattr(self.state, "parts", None)
 
-    async def _publish(
-        self, orchestrator: Orchestrator, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _publish(self, parts: Parts, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
+        orchestrator = parts.orchestrator
         try:
             authorization = headers.get(b"authorization")
-            principal = orchestrator.credentials.identify_header(
+            principal = orchestrator.identify(
                 None if authorization is None else authorization.decode("latin-1")
             )
             principal.require_game()
-            limit = orchestrator.settings.max_body_bytes
+            limit = parts.settings.max_body_bytes
             declared = headers.get(b"content-length")
             check_declared_length(None if declared is None else declared.decode(), limit)
             raw = await read_body(receive, limit)
@@ -102,10 +101,10 @@ class HotPaths:
         except SeedError as exc:
             extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers().items()]
             await respond(send, exc.status, exc.to_json(), extra)
-            orchestrator.metrics.count_request("POST", "/api/events", exc.status)
+            parts.metrics.count_request("POST", "/api/events", exc.status)
             return
         await respond(send, 202, ack)
-        orchestrator.metrics.count_request("POST", "/api/events", 202)
+        parts.metrics.count_request("POST", "/api/events", 202)
 
 
 def with_security_headers(send: Send) -> Send:

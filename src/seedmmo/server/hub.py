@@ -1,140 +1,34 @@
-"""The WebSocket hub: connections, topics, and fan-out of pre-encoded messages.
+"""The hub: this node's connections by topic and by game, and fan-out of encoded messages.
 
-Each outgoing message is encoded once by the caller; the hub hands the same text to every
-recipient by appending it to that connection's bounded queue, which the connection's own writer
-task drains. The hub never awaits a socket, so the tick never waits on a client: a connection
-whose queue is full is a slow consumer and is closed with 1013 (try again later), and nobody
-else notices.
-
-Who receives a cross-game event is :mod:`seedmmo.core.audience`'s rule: the games in its
-audience on their own connections (with data), and the subscribers of ``events`` and of
-``realm:<id>`` for the source and each audience realm (without the data of a private event they
-may not see); no connection twice. The same rule decides what a resuming connection is replayed.
+It is the in-process implementation of :class:`seedmmo.bus.Fanout` (whose docstring states the
+guarantees) and knows only topics, connections and bytes: who may read what is decided by the
+core's rule, handed over with each event as a :class:`~seedmmo.bus.Delivery`. It never awaits a
+socket, so the tick never waits on a client: a connection that falls behind is closed with 1013
+(try again later), and nobody else notices.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Iterable
+from typing import Final
 
-from seedmmo.core.audience import View, replay_view, sees_data
-from seedmmo.core.events import CrossGameEvent
-from seedmmo.server.auth import PUBLIC, Principal, Role
-from seedmmo.server.fastpath import Outgoing, RawWriter
-from seedmmo.server.wire import outgoing
+from seedmmo.bus import Delivery
+from seedmmo.server.auth import Principal
+from seedmmo.server.connection import CLOSE_SLOW_CONSUMER, Connection, Mode
+from seedmmo.server.fastpath import Outgoing
 
-__all__ = ["STATIC_TOPICS", "Connection", "Hub"]
+__all__ = ["FLUSH_BUDGET", "STATIC_TOPICS", "Hub"]
 
 log = logging.getLogger("seedmmo.server.hub")
 
 STATIC_TOPICS: Final = frozenset({"ticks", "realms", "events", "entities"})
-CLOSE_SLOW_CONSUMER: Final = 1013
 FLUSH_BUDGET: Final = 2 << 20  # corked bytes written per loop turn, all connections together
 
 
-@dataclass(eq=False, slots=True)
-class Connection:
-    """One WebSocket client as the hub sees it: identity, topics and how to reach it.
-
-    With a `raw` writer and nothing waiting in `queue` (``direct``), a message is written to the
-    socket at once, as a pre-built frame. Otherwise it waits in `queue` (bounded), which the
-    connection's writer task drains; while a replay runs, live messages wait there behind it so
-    order is kept.
-    """
-
-    client_id: str
-    max_queue: int
-    max_buffer_bytes: int = 4 << 20
-    raw: RawWriter | None = None
-    address: str = ""  # the client's IP address (replays are limited per address)
-    max_queue_bytes: int = 4 << 20
-    queued_bytes: int = 0
-    principal: Principal = PUBLIC
-    topics: set[str] = field(default_factory=set)
-    queue: deque[Any] = field(default_factory=deque)  # Outgoing, or a ws.Replay marker
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    direct: bool = True
-    # Frames written in this loop iteration, sent together by one write when it ends (a burst
-    # of replies costs one system call, not one each). `flush_soon` asks the hub to schedule it.
-    corked: list[bytes] = field(default_factory=list)
-    corked_bytes: int = 0  # counted with the socket's buffer: a slow consumer cannot cork more
-    flush_soon: Callable[[Connection], None] | None = None
-    close_code: int | None = None
-    close_reason: str = ""
-    replay_until: int = 0  # live events at or below this offset are covered by the replay
-
-    @property
-    def game_id(self) -> str | None:
-        return self.principal.game_id if self.principal.role is Role.GAME else None
-
-    def offer(self, msg: Outgoing) -> bool:
-        """Send or queue `msg`; False (and the connection marked for 1013) when it is behind."""
-        if self.close_code is not None:
-            return False
-        raw = self.raw
-        if raw is not None and self.direct:
-            if raw.buffered() + self.corked_bytes > self.max_buffer_bytes:
-                self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send buffer full")
-                return False
-            # After the handshake, a closing transport is the only reason not to write (a close
-            # sent or received, or a lost connection, all close it); its reader will notice.
-            if not raw.is_closing():
-                if self.flush_soon is None:
-                    raw.write(msg.frame)
-                else:
-                    if not self.corked:
-                        self.flush_soon(self)
-                    frame = msg.frame
-                    self.corked.append(frame)
-                    self.corked_bytes += len(frame)
-            return True
-        size = len(msg.text)
-        if len(self.queue) >= self.max_queue or self.queued_bytes + size > self.max_queue_bytes:
-            self.queue.clear()
-            self.queued_bytes = 0
-            self.request_close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
-            return False
-        self.queue.append(msg)
-        self.queued_bytes += size
-        self.wakeup.set()
-        return True
-
-    def dequeued(self, msg: Outgoing) -> None:
-        """`msg` left the queue (the writer took it)."""
-        self.queued_bytes -= len(msg.text)
-
-    def flush(self) -> None:
-        """Write the corked frames now, in one call."""
-        if self.corked:
-            frames, self.corked = self.corked, []
-            self.corked_bytes = 0
-            raw = self.raw
-            if raw is not None and not raw.is_closing():
-                raw.write(b"".join(frames))
-
-    def hold(self, marker: Any) -> None:
-        """Queue a marker (a replay) and keep later messages queued behind it."""
-        self.flush()  # what was sent before the marker goes first
-        self.direct = False
-        self.queue.append(marker)
-        self.wakeup.set()
-
-    def request_close(self, code: int, reason: str) -> None:
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-            if code == CLOSE_SLOW_CONSUMER:  # it would never read them: the close goes first
-                self.corked.clear()
-                self.corked_bytes = 0
-        self.wakeup.set()
-
-
 class Hub:
-    """Connections by id, by topic and by game; fan-out without awaiting."""
+    """Connections by id, by topic and by game; fan-out without awaiting (a ``Fanout``)."""
 
     def __init__(self) -> None:
         self.connections: dict[str, Connection] = {}
@@ -221,9 +115,6 @@ class Hub:
     def connected_games(self) -> list[str]:
         return list(self._games)
 
-    def game_connections(self, game_id: str) -> Iterable[Connection]:
-        return tuple(self._games.get(game_id, ()))
-
     # ------------------------------------------------------------------ fan-out
 
     def _offer(self, conn: Connection, msg: Outgoing) -> None:
@@ -246,22 +137,19 @@ class Hub:
         if not bucket:
             return 0
         frame = msg.frame
+        direct = Mode.DIRECT
         for conn in tuple(bucket):
             # Connection.offer's direct case, inlined: this loop is the fan-out's whole cost.
             raw = conn.raw
             if (
-                raw is not None
-                and conn.direct
-                and conn.close_code is None
+                conn.mode is direct
+                and not conn.corked
+                and raw is not None
                 and raw.buffered() <= conn.max_buffer_bytes
             ):
-                if conn.corked:  # keep order behind what this iteration already sent it
-                    if not conn.offer(msg):
-                        self._refused(conn)
-                        continue
-                elif not raw.is_closing():
+                if not raw.is_closing():
                     raw.write(frame)
-            elif not conn.offer(msg):
+            elif not conn.offer(msg):  # (behind what this turn corked, queued, or closing)
                 self._refused(conn)
         self.messages_sent += len(bucket)
         return len(bucket)
@@ -292,43 +180,41 @@ class Hub:
     def to_connection(self, conn: Connection, msg: Outgoing) -> None:
         self._offer(conn, msg)
 
-    def deliver_event(self, event: CrossGameEvent) -> None:
-        """Fan out one propagated event (the rule: :mod:`seedmmo.core.audience`). Each view of
-        it is encoded once, and only if someone receives it."""
-        audience = event.audience
-        assert audience is not None, "only propagated events are delivered"
-        source = event.source_game_id
-        recipients: dict[Connection, bool] = {}  # connection -> sees the data
+    def deliver(self, delivery: Delivery[Outgoing]) -> None:
+        """Fan out one propagated event. Each view of it is encoded once, and only if someone
+        receives it; a connection whose replay covers the event is left to its replay."""
         games = self._games
+        receives = delivery.receives
+        recipients: dict[Connection, bool] = {}  # connection -> sees the data
         candidates = (
-            [g for g in games if g != source]
-            if audience.kind == "broadcast"
-            else [g for g in audience.game_ids if g in games]
+            [g for g in games if g != delivery.source]
+            if delivery.game_ids is None
+            else [g for g in delivery.game_ids if g in games]
         )
         for game_id in candidates:
             for conn in games[game_id]:
                 party = conn.principal.party
-                if party is not None and audience.includes(party, source):
+                if party is not None and receives(party):
                     recipients[conn] = True
-        topics = ["events", f"realm:{source}"]
-        topics += [f"realm:{game_id}" for game_id in audience.game_ids]
-        for topic in topics:
+        sees_data = delivery.sees_data
+        for topic in delivery.topics:
             for conn in self._topics.get(topic, ()):
                 if conn not in recipients:
-                    recipients[conn] = sees_data(event, conn.principal)
+                    recipients[conn] = sees_data(conn.principal)
         full: Outgoing | None = None
         redacted: Outgoing | None = None
+        offset = delivery.offset
         for conn, sees in recipients.items():
-            if event.offset <= conn.replay_until:  # the connection's replay covers it
+            if offset <= conn.replay_until:
                 continue
             if sees:
-                full = full or outgoing(event.to_dict())
+                full = full or delivery.full()
                 self._offer(conn, full)
             else:
-                redacted = redacted or outgoing(event.to_dict(redact=True))
+                redacted = redacted or delivery.redacted()
                 self._offer(conn, redacted)
 
-    @staticmethod
-    def view_for(conn: Connection, event: CrossGameEvent) -> View | None:
-        """What `conn` would have been sent of `event` live: the replay rule."""
-        return replay_view(event, conn.principal, conn.topics)
+    def disconnect_game(self, game_id: str, code: int, reason: str) -> None:
+        for conn in tuple(self._games.get(game_id, ())):
+            conn.request_close(code, reason)
+            self.remove(conn)

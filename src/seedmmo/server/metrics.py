@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from seedmmo.server.wsprotocol import SeedWebSocketProtocol
 
 if TYPE_CHECKING:
-    from seedmmo.server.orchestrator import Orchestrator
+    from seedmmo.server.views import Views
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -71,121 +71,74 @@ class Metrics:
         key = (method, route, status)
         self.http_requests[key] = self.http_requests.get(key, 0) + 1
 
-    def attach(self, orchestrator: Orchestrator) -> None:
-        self.registry.register(_OrchestratorCollector(orchestrator, self))
+    def attach(self, views: Views) -> None:
+        self.registry.register(_FiguresCollector(views, self))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class _OrchestratorCollector(Collector):
-    def __init__(self, orchestrator: Orchestrator, metrics: Metrics) -> None:
-        self.orchestrator = orchestrator
+# (name, help, kind) of each figure; the name is the Figures field it reads
+_SHOWN: Final = [
+    ("control_ticks", "Control ticks run", "counter"),
+    ("tick_overruns", "Ticks whose work outran the period", "counter"),
+    ("ticks_skipped", "Deadlines skipped by a late loop", "counter"),
+    ("events_accepted", "Cross-game events accepted", "counter"),
+    ("events_propagated_offset", "Newest offset propagated by a tick", "gauge"),
+    ("events_durable_offset", "Newest offset committed to the store", "gauge"),
+    ("events_pending", "Accepted events not yet propagated", "gauge"),
+    ("ws_messages_sent", "Messages written or queued to WebSockets", "counter"),
+    ("ws_messages_dropped", "Messages a connection could not take (closing or behind)", "counter"),
+    ("ws_connections", "Open WebSocket connections", "gauge"),
+    ("ws_sockets", "WebSocket sockets not yet gone", "gauge"),
+    ("ws_slow_consumer_closes", "Connections closed with 1013", "counter"),
+    ("ws_aborted", "Connections cut off: they did not take their close frame in time", "counter"),
+    ("ws_fallback_connections", "Connections served without the write-once path", "counter"),
+    ("realms", "Registered realms", "gauge"),
+    ("entities", "Entities", "gauge"),
+    ("entities_in_transit", "Entities between realms", "gauge"),
+    ("npc_actions", "Actions of autonomous NPCs", "counter"),
+    ("event_log_in_memory", "Events held in memory", "gauge"),
+    ("event_log_memory_bytes", "Bytes of event data held in memory", "gauge"),
+    ("store_commits", "Group commits", "counter"),
+    ("store_ops_written", "Records written", "counter"),
+    ("store_write_failures", "Store writes that failed (each is retried)", "counter"),
+    ("store_failing", "1 while the store cannot write", "gauge"),
+]
+_FIELD: Final = {  # metric name -> Figures field, where they differ
+    "events_propagated_offset": "propagated_offset",
+    "events_durable_offset": "durable_offset",
+    "event_log_in_memory": "log_in_memory",
+    "event_log_memory_bytes": "log_memory_bytes",
+}
+
+
+class _FiguresCollector(Collector):
+    def __init__(self, views: Views, metrics: Metrics) -> None:
+        self.views = views
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        orch = self.orchestrator
-        hub = orch.hub
-        counters = orch.multiverse.counters
-        stats = orch.tick_stats
-
-        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
-            return CounterMetricFamily(name, doc, value=value)
-
-        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, doc, value=value)
-
-        yield counter("seedmmo_control_ticks", "Control ticks run", counters.total_control_ticks)
-        yield counter("seedmmo_tick_overruns", "Ticks whose work outran the period", stats.overruns)
-        yield counter(
-            "seedmmo_ticks_skipped", "Deadlines skipped by a late loop", stats.skipped_ticks
+        figures = self.views.figures()
+        for name, doc, kind in _SHOWN:
+            value = getattr(figures, _FIELD.get(name, name))
+            if value is None:
+                continue
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(f"seedmmo_{name}", doc, value=float(value))
+        yield CounterMetricFamily(
+            "seedmmo_ws_invalid_utf8_closes",
+            "Connections closed with 1007 for invalid UTF-8",
+            value=SeedWebSocketProtocol.invalid_utf8_closes,
         )
-        yield counter(
-            "seedmmo_events_accepted",
-            "Cross-game events accepted",
-            counters.total_cross_game_events,
-        )
-        yield gauge(
-            "seedmmo_events_propagated_offset",
-            "Newest offset propagated by a tick",
-            orch.propagated_offset,
-        )
-        yield gauge(
-            "seedmmo_events_durable_offset",
-            "Newest offset committed to the store",
-            orch.durable_offset,
-        )
-        yield gauge(
-            "seedmmo_events_pending",
-            "Accepted events not yet propagated",
-            orch.multiverse.pending_events,
-        )
-        yield counter(
-            "seedmmo_ws_messages_sent",
-            "Messages written or queued to WebSockets",
-            hub.messages_sent,
-        )
-        yield counter(
-            "seedmmo_ws_messages_dropped",
-            "Messages a connection could not take (closing or too far behind)",
-            hub.messages_dropped,
-        )
-        yield gauge("seedmmo_ws_connections", "Open WebSocket connections", len(hub.connections))
-        yield counter(
-            "seedmmo_ws_slow_consumer_closes",
-            "Connections closed with 1013",
-            hub.slow_consumer_closes,
-        )
-        yield counter(
-            "seedmmo_ws_fallback_connections",
-            "Connections served without the write-once path",
-            hub.fallback_connections,
-        )
-        yield gauge("seedmmo_realms", "Registered realms", len(orch.multiverse.registry))
-        yield gauge("seedmmo_entities", "Entities", len(orch.multiverse.entities))
-        yield gauge(
-            "seedmmo_entities_in_transit",
-            "Entities between realms",
-            len(orch.multiverse.entities.in_transit()),
-        )
-        yield counter("seedmmo_npc_actions", "Actions of autonomous NPCs", orch.npc_actions)
         travels = CounterMetricFamily(
             "seedmmo_travel_transitions",
             "Travel state machine transitions, by the state entered",
             labels=["state"],
         )
-        for state, value in sorted(orch.travel_transitions.items()):
+        for state, value in sorted(figures.travel_transitions.items()):
             travels.add_metric([state], value)
         yield travels
-        yield gauge("seedmmo_event_log_in_memory", "Events held in memory", orch.log.in_memory())
-        yield gauge(
-            "seedmmo_event_log_memory_bytes",
-            "Bytes of event data held in memory",
-            orch.log.bytes_in_memory,
-        )
-        yield gauge("seedmmo_ws_sockets", "WebSocket sockets not yet gone", hub.open_sockets)
-        yield counter(
-            "seedmmo_ws_aborted",
-            "Connections cut off: they did not take their close frame in time",
-            hub.aborted_connections,
-        )
-        yield counter(
-            "seedmmo_ws_invalid_utf8_closes",
-            "Connections closed with 1007 for invalid UTF-8",
-            SeedWebSocketProtocol.invalid_utf8_closes,
-        )
-        committer = orch.committer
-        if committer is not None:
-            yield counter("seedmmo_store_commits", "Group commits", committer.commits)
-            yield counter("seedmmo_store_ops_written", "Records written", committer.ops_written)
-            yield counter(
-                "seedmmo_store_write_failures",
-                "Store writes that failed (each is retried)",
-                committer.write_failures,
-            )
-        yield gauge(
-            "seedmmo_store_failing", "1 while the store cannot write", orch.store_error is not None
-        )
         requests = CounterMetricFamily(
             "seedmmo_http_requests",
             "HTTP requests by route and status",

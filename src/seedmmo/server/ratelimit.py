@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["TokenBucket"]
+from seedmmo.errors import RateLimited
+
+if TYPE_CHECKING:
+    from seedmmo.server.settings import Settings
+
+__all__ = ["PublishBudget", "TokenBucket"]
 
 
 @dataclass(slots=True)
@@ -40,3 +47,41 @@ class TokenBucket:
 
     def retry_after_s(self, cost: float = 1.0) -> float:
         return max(0.0, (min(cost, self.burst) - self.tokens) / self.rate)
+
+
+class PublishBudget:
+    """What each game may publish: events/s and bytes/s (REST and WebSocket together), and
+    nobody more while the events not yet stored pass a bound. Over any of it: 429."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._buckets: dict[str, tuple[TokenBucket, TokenBucket]] = {}  # events, bytes
+
+    def take(self, source: str, data_bytes: int, bytes_in_memory: int) -> None:
+        settings = self._settings
+        held = bytes_in_memory - settings.hot_events_bytes
+        if held > settings.pending_events_bytes:  # the store is behind: do not pile up more
+            raise RateLimited(
+                f"the server holds {held} bytes of events not yet stored; try again shortly",
+                retry_after_s=0.5,
+            )
+        buckets = self._buckets.get(source)
+        if buckets is None:
+            buckets = self._buckets[source] = (
+                TokenBucket(rate=settings.game_events_per_s, burst=settings.game_events_burst),
+                TokenBucket(
+                    rate=settings.game_event_bytes_per_s, burst=settings.game_event_bytes_burst
+                ),
+            )
+        now = time.monotonic()
+        events, volume = buckets
+        if not events.take(now):
+            raise RateLimited(
+                f"game {source!r} is over {settings.game_events_per_s:g} events/s",
+                retry_after_s=events.retry_after_s(),
+            )
+        if not volume.take(now, data_bytes):
+            raise RateLimited(
+                f"game {source!r} is over {settings.game_event_bytes_per_s:g} bytes/s of events",
+                retry_after_s=volume.retry_after_s(data_bytes),
+            )

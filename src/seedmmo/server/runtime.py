@@ -8,6 +8,10 @@ whole period late it skips the missed deadlines (counted) rather than running a 
 Each tick is synchronous from start to finish (core tick, effects, fan-out onto the connection
 queues), so cancelling the loop while it sleeps never leaves a tick half done: that is how a
 drain "lets the current tick finish".
+
+Running the tick is a role, not a fact of start-up: at every deadline the loop asks its
+:class:`TickRole` whether this node may run the tick now. A single node always may
+(:class:`SingleNode`); a cluster hands the role to one node at a time and can take it away.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from typing import Protocol
 
+from seedmmo.server.metrics import Metrics
 from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.tickstats import TickStats
 
-__all__ = ["TickLoop"]
+__all__ = ["SingleNode", "TickLoop", "TickRole"]
 
 log = logging.getLogger("seedmmo.server.runtime")
 
@@ -27,10 +35,40 @@ SUMMARY_EVERY_S = 10.0
 KEEPALIVE_EVERY_S = 1.0
 
 
+class TickRole(Protocol):
+    """Whether this node runs the control tick. Guarantee an implementation must give: at most
+    one node in a universe answers yes for any tick (a single node is that one)."""
+
+    def may_tick(self, now: float) -> bool:
+        """Asked at each deadline, `now` on the loop's monotonic clock (seconds)."""
+        ...
+
+
+class SingleNode:
+    """One node, one clock: always the tick owner."""
+
+    def may_tick(self, now: float) -> bool:
+        return True
+
+
 class TickLoop:
-    def __init__(self, orchestrator: Orchestrator, *, log_ticks: bool = False) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        stats: TickStats,
+        metrics: Metrics,
+        *,
+        period_s: float,
+        role: TickRole | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        log_ticks: bool = False,
+    ) -> None:
         self.orchestrator = orchestrator
-        self.period_s = orchestrator.settings.tick_ms / 1000.0
+        self.stats = stats
+        self.metrics = metrics
+        self.role = role or SingleNode()
+        self.clock = clock  # not loop.time(): uvloop's is whole ms, cached per iteration
+        self.period_s = period_s
         self.log_ticks = log_ticks
         self._task: asyncio.Task[None] | None = None
         self._last_start: float | None = None
@@ -54,8 +92,8 @@ class TickLoop:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         period = self.period_s
-        stats = self.orchestrator.tick_stats
-        clock = time.monotonic  # not loop.time(): uvloop's is whole ms, cached per iteration
+        stats = self.stats
+        clock = self.clock
         start = clock()
         self._next_summary = loop.time() + SUMMARY_EVERY_S
         self._next_keepalive = loop.time() + KEEPALIVE_EVERY_S
@@ -74,11 +112,14 @@ class TickLoop:
                 n += missed
                 stats.skipped_ticks += missed
                 self._warn_late(loop.time(), -delay, missed)
-            stats.lateness.append((clock() - start - n * period) * 1e3)
+            now = clock()
+            if not self.role.may_tick(now):
+                continue  # another node runs this tick
+            stats.lateness.append((now - start - n * period) * 1e3)
             try:
                 self.run_tick(loop.time())
             except Exception:  # a bug in one tick must not stop the clock for everyone
-                self.orchestrator.tick_stats.failed_ticks += 1
+                stats.failed_ticks += 1
                 log.exception("control tick failed; the loop goes on")
 
     def _warn_late(self, now: float, late_s: float, missed: int) -> None:
@@ -95,12 +136,12 @@ class TickLoop:
 
     def run_tick(self, now: float) -> None:
         orchestrator = self.orchestrator
-        stats = orchestrator.tick_stats
+        stats = self.stats
         woke = time.perf_counter()  # finer than loop.time(), which uvloop keeps in whole ms
         period_ms = None if self._last_start is None else (woke - self._last_start) * 1e3
         self._last_start = woke
         verbose = self.log_ticks or now >= self._next_summary
-        tick_id = orchestrator.multiverse.tick + 1
+        tick_id = orchestrator.tick + 1
         if verbose:
             log.info("[TICK] CONTROL-TICK %d Starting...", tick_id)
         began = time.perf_counter()
@@ -112,7 +153,7 @@ class TickLoop:
         sent = time.perf_counter()
         orchestrator.announce_tick(report, elapsed_ms)
         stats.record(elapsed_ms, period_ms, (time.perf_counter() - sent) * 1e3)
-        orchestrator.metrics.tick_seconds.observe(elapsed_ms / 1e3)
+        self.metrics.tick_seconds.observe(elapsed_ms / 1e3)
         if elapsed_ms > self.period_s * 1e3:
             stats.overruns += 1
             if now >= self._next_overrun_warning:  # at most one per summary period

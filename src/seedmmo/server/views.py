@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from seedmmo import __version__
@@ -22,16 +24,80 @@ from seedmmo.server.pacing import EVENTS_SCAN, SCAN_PAGE
 from seedmmo.store import ReplayGap
 
 if TYPE_CHECKING:
+    from seedmmo.server.hub import Hub
     from seedmmo.server.orchestrator import Orchestrator
+    from seedmmo.server.tickstats import TickStats
 
-__all__ = ["Views"]
+__all__ = ["Figures", "Views"]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    control_ticks: int
+    tick_overruns: int
+    ticks_skipped: int
+    events_accepted: int
+    propagated_offset: int
+    durable_offset: int
+    events_pending: int
+    ws_messages_sent: int
+    ws_messages_dropped: int
+    ws_connections: int
+    ws_sockets: int
+    ws_slow_consumer_closes: int
+    ws_aborted: int
+    ws_fallback_connections: int
+    realms: int
+    entities: int
+    entities_in_transit: int
+    npc_actions: int
+    travel_transitions: dict[str, int]
+    log_in_memory: int
+    log_memory_bytes: int
+    store_commits: int | None
+    store_ops_written: int | None
+    store_write_failures: int | None
+    store_failing: bool
 
 
 class Views:
-    def __init__(self, orchestrator: Orchestrator) -> None:
+    def __init__(self, orchestrator: Orchestrator, hub: Hub, tick_stats: TickStats) -> None:
         self._o = orchestrator
+        self._hub = hub
+        self._tick_stats = tick_stats
+        self.started_at = datetime.now(UTC)
+        self._started_monotonic = time.monotonic()
         self._event_addresses: dict[str, int] = {}
         self._indexed_offset = 0
+
+    # ------------------------------------------------------------------ the clock and the log
+
+    @property
+    def tick(self) -> int:
+        return self._o.multiverse.tick
+
+    @property
+    def epoch(self) -> str:
+        return self._o.epoch
+
+    @property
+    def propagated_offset(self) -> int:
+        return self._o.multiverse.propagated_offset
+
+    def check_resume(self, offset: int, epoch: str | None) -> None:
+        """ReplayGap unless every retained event after `offset` can be replayed."""
+        self._o.log.check_resume(offset, epoch)
+
+    async def read_after(self, offset: int, limit: int) -> Sequence[CrossGameEvent]:
+        """Retained events after `offset` (those on disk read off the loop)."""
+        return await self._o.log.read_after(offset, limit)
+
+    def has_realm(self, game_id: str) -> bool:
+        return game_id in self._o.multiverse.registry
+
+    def require_realm(self, game_id: str) -> None:
+        """404 for a realm that is not registered."""
+        self._o.multiverse.registry.get(game_id)
 
     # ------------------------------------------------------------------ realms
 
@@ -48,7 +114,7 @@ class Views:
     # ------------------------------------------------------------------ the server
 
     def uptime_s(self) -> float:
-        return round(time.monotonic() - self._o._started_monotonic, 3)
+        return round(time.monotonic() - self._started_monotonic, 3)
 
     def health(self) -> dict[str, Any]:
         o = self._o
@@ -66,7 +132,7 @@ class Views:
             "status": "healthy" if healthy else "unavailable",
             "orchestrator": state,
             "games": len(o.multiverse.registry),
-            "clients": len(o.hub.connections),
+            "clients": len(self._hub.connections),
             "events_buffered": len(o.log),
             "control_tick": o.multiverse.tick,
             "uptime_s": self.uptime_s(),
@@ -79,11 +145,11 @@ class Views:
     def stats(self) -> dict[str, Any]:
         o = self._o
         counters = o.multiverse.counters
-        hub = o.hub
+        hub = self._hub
         return {
             "stats": {
                 "mmo_version": __version__,
-                "started_at": o.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 "total_games_registered": counters.total_games_registered,
                 "games_registered_now": len(o.multiverse.registry),
                 "total_control_ticks": counters.total_control_ticks,
@@ -97,11 +163,11 @@ class Views:
                 "retained": len(o.log),
                 "in_memory": o.log.in_memory(),
                 "first_offset": o.log.first_offset,
-                "last_offset": o.propagated_offset,
+                "last_offset": self.propagated_offset,
                 "pending": o.multiverse.pending_events,
             },
             "entities": len(o.multiverse.entities),
-            "tick": o.tick_stats.to_dict(),
+            "tick": self._tick_stats.to_dict(),
             "ws": {
                 "messages_sent": hub.messages_sent,
                 "slow_consumer_closes": hub.slow_consumer_closes,
@@ -109,6 +175,41 @@ class Views:
                 "fallback_connections": hub.fallback_connections,
             },
         }
+
+    def figures(self) -> Figures:
+        """What /metrics shows, read at scrape time."""
+        o = self._o
+        hub = self._hub
+        counters = o.multiverse.counters
+        stats = self._tick_stats
+        committer = o.committer
+        return Figures(
+            control_ticks=counters.total_control_ticks,
+            tick_overruns=stats.overruns,
+            ticks_skipped=stats.skipped_ticks,
+            events_accepted=counters.total_cross_game_events,
+            propagated_offset=self.propagated_offset,
+            durable_offset=o.durable_offset,
+            events_pending=o.multiverse.pending_events,
+            ws_messages_sent=hub.messages_sent,
+            ws_messages_dropped=hub.messages_dropped,
+            ws_connections=len(hub.connections),
+            ws_sockets=hub.open_sockets,
+            ws_slow_consumer_closes=hub.slow_consumer_closes,
+            ws_aborted=hub.aborted_connections,
+            ws_fallback_connections=hub.fallback_connections,
+            realms=len(o.multiverse.registry),
+            entities=len(o.multiverse.entities),
+            entities_in_transit=len(o.multiverse.entities.in_transit()),
+            npc_actions=o.announcer.npc_actions,
+            travel_transitions=dict(o.announcer.travel_transitions),
+            log_in_memory=o.log.in_memory(),
+            log_memory_bytes=o.log.bytes_in_memory,
+            store_commits=None if committer is None else committer.commits,
+            store_ops_written=None if committer is None else committer.ops_written,
+            store_write_failures=None if committer is None else committer.write_failures,
+            store_failing=o.store_error is not None,
+        )
 
     # ------------------------------------------------------------------ events
 
@@ -131,7 +232,7 @@ class Views:
         next_after = after
         scanned = 0
         for _ in range(EVENTS_SCAN):  # bounded even if retention keeps overtaking us
-            newest = o.propagated_offset
+            newest = self.propagated_offset
             if len(out) >= limit or scanned >= EVENTS_SCAN or cursor >= newest:
                 break
             wanted = limit - len(out) if party is None else EVENTS_SCAN - scanned
@@ -164,18 +265,18 @@ class Views:
             self._event_addresses.clear()
             self._indexed_offset = 0
         cursor = max(self._indexed_offset, log.hot_first_offset - 1)
-        while cursor < o.propagated_offset:
-            page = log.after(cursor, o.propagated_offset - cursor)
+        while cursor < self.propagated_offset:
+            page = log.after(cursor, self.propagated_offset - cursor)
             if not page:
                 break
             for event in page:
-                if event.offset > o.propagated_offset:
+                if event.offset > self.propagated_offset:
                     break
                 try:
                     self._event_addresses[event.stat7_address] = event.offset
                 except (SeedError, ValueError, RecursionError):  # one bad event: skip it only
                     continue
-            cursor = min(page[-1].offset, o.propagated_offset)
+            cursor = min(page[-1].offset, self.propagated_offset)
         self._indexed_offset = max(self._indexed_offset, cursor)
         offset = self._event_addresses.get(address)
         if offset is None:
@@ -203,6 +304,10 @@ class Views:
 
     def entity(self, entity_id: str) -> dict[str, Any]:
         return self._o.multiverse.entities.get(entity_id).to_dict()
+
+    def find_entity(self, entity_id: str) -> dict[str, Any] | None:
+        found = self._o.multiverse.entities.find(entity_id)
+        return None if found is None else found.to_dict()
 
     def resolve(self, address: str, viewer: Viewer) -> dict[str, Any]:
         if len(address) != 64 or any(c not in "0123456789abcdef" for c in address):

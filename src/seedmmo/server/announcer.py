@@ -1,0 +1,170 @@
+"""The announcer: what each effect of the core means for the clients watching.
+
+For every effect the core drains, :meth:`Announcer.announce` builds the server message once
+and hands it, with who should get it, to the fan-out (:class:`seedmmo.bus.Fanout`). Who may
+read a cross-game event is the core's rule (:mod:`seedmmo.core.audience`), passed along with
+the event as a :class:`~seedmmo.bus.Delivery`. A message nobody would receive is not encoded.
+It also keeps the counts /metrics shows of what happened (NPC actions, travel transitions).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from seedmmo.bus import Delivery, Fanout
+from seedmmo.core.audience import receives, sees_data
+from seedmmo.core.effects import (
+    Effect,
+    EntityChanged,
+    EntityRemoved,
+    EntitySpawned,
+    GameRegistered,
+    GameUnregistered,
+    NpcActed,
+    RealmStateChanged,
+    TickCompleted,
+    TickReport,
+    TravelChanged,
+)
+from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.multiverse import Multiverse
+from seedmmo.core.travel import TravelState
+from seedmmo.server.fastpath import Outgoing
+from seedmmo.server.wire import message, outgoing
+
+__all__ = ["CLOSE_UNREGISTERED", "TRAVEL_MESSAGES", "Announcer", "delivery_of"]
+
+CLOSE_UNREGISTERED: Final = 4001
+
+TRAVEL_MESSAGES: Final = {
+    TravelState.REQUESTED: "entity_updated",
+    TravelState.DEPARTING: "entity_departed",
+    TravelState.ARRIVED: "entity_arrived",
+    TravelState.ROLLED_BACK: "entity_returned",
+}
+
+
+def delivery_of(event: CrossGameEvent) -> Delivery[Outgoing]:
+    """What the fan-out needs of a propagated event: the core's rule, bound to it."""
+    audience = event.audience
+    assert audience is not None, "only propagated events are delivered"
+    source = event.source_game_id
+    return Delivery(
+        offset=event.offset,
+        game_ids=None if audience.kind == "broadcast" else audience.game_ids,
+        source=source,
+        receives=lambda party: receives(event, party),
+        topics=("events", f"realm:{source}", *(f"realm:{g}" for g in audience.game_ids)),
+        sees_data=lambda viewer: sees_data(event, viewer),
+        full=lambda: outgoing(event.to_dict()),
+        redacted=lambda: outgoing(event.to_dict(redact=True)),
+    )
+
+
+class Announcer:
+    def __init__(self, multiverse: Multiverse, fanout: Fanout[Outgoing]) -> None:
+        self._multiverse = multiverse
+        self._fanout = fanout
+        self.npc_actions = 0  # for /metrics
+        self.travel_transitions: dict[str, int] = {}  # travel state entered -> count
+
+    def announce(self, effect: Effect) -> None:
+        fanout = self._fanout
+        if isinstance(effect, TickCompleted):
+            for event in effect.events:
+                fanout.deliver(delivery_of(event))
+            # control_tick_complete goes out from the runtime, which knows the elapsed time
+        elif isinstance(effect, NpcActed):
+            self._npc_acted(effect)
+        elif isinstance(effect, EntitySpawned | EntityChanged | EntityRemoved | TravelChanged):
+            self._entity_news(effect)
+        elif isinstance(effect, GameRegistered):
+            realm = effect.realm
+            text = outgoing(message("game_registered", realm=self._multiverse.realm_dict(realm)))
+            fanout.to_topics(("realms", f"realm:{realm.game_id}"), text)
+        elif isinstance(effect, GameUnregistered):
+            game_id = effect.realm.game_id
+            fanout.to_topics(
+                ("realms", f"realm:{game_id}"),
+                outgoing(message("game_unregistered", game_id=game_id)),
+            )
+            fanout.disconnect_game(game_id, CLOSE_UNREGISTERED, "game unregistered")
+        elif isinstance(effect, RealmStateChanged):
+            text = outgoing(
+                message(
+                    "realm_state_changed",
+                    game_id=effect.realm.game_id,
+                    previous=effect.previous.value,
+                    state=effect.current.value,
+                    control_tick=effect.tick,
+                )
+            )
+            fanout.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
+
+    def tick(self, report: TickReport, elapsed_ms: float) -> None:
+        text = outgoing(
+            message("control_tick_complete", **report.to_dict(), elapsed_ms=round(elapsed_ms, 3))
+        )
+        self._fanout.to_topic("ticks", text)
+
+    def _npc_acted(self, effect: NpcActed) -> None:
+        """Told only to whoever listens (most ticks, nobody: then nothing is encoded)."""
+        entity = effect.entity
+        self.npc_actions += 1
+        topics = ("entities", f"realm:{entity.realm}")
+        if not self._fanout.has_audience(topics):
+            return
+        coordinate = entity.stat7
+        text = outgoing(
+            message(
+                "npc_action",
+                entity_id=entity.id,
+                name=entity.name,
+                realm=entity.realm,
+                action=effect.action,
+                says=effect.says,
+                mood=entity.state.get("mood"),
+                horizon=coordinate.horizon,
+                lineage=coordinate.lineage,
+                resonance=coordinate.resonance,
+                velocity=coordinate.velocity,
+                density=coordinate.density,
+                stage_changed=effect.stage_changed,
+                stat7_address=entity.stat7_address,
+                control_tick=effect.tick,
+            )
+        )
+        self._fanout.to_topics(topics, text)
+
+    def _entity_news(
+        self, effect: EntitySpawned | EntityChanged | EntityRemoved | TravelChanged
+    ) -> None:
+        """Tell the realms concerned (their games, without subscribing, for travel) and the
+        subscribers of ``entities`` and of those realms."""
+        entity = effect.entity
+        games: tuple[str, ...] = ()
+        realms: tuple[str, ...]
+        fields: dict[str, Any] = {"entity": entity.to_dict()}
+        if isinstance(effect, EntitySpawned):
+            kind, realms = "entity_spawned", (entity.realm,)
+        elif isinstance(effect, EntityChanged):
+            kind, realms = "entity_updated", (entity.realm,)
+        elif isinstance(effect, EntityRemoved):
+            kind, realms = "entity_removed", (entity.realm,)
+            fields["reason"] = effect.reason
+        else:
+            travel = effect.travel
+            state = travel.state.value
+            self.travel_transitions[state] = self.travel_transitions.get(state, 0) + 1
+            realms = (travel.from_game_id, travel.to_game_id)
+            kind = TRAVEL_MESSAGES[travel.state]
+            fields.update(travel=travel.to_dict(), control_tick=effect.tick)
+            if travel.state is TravelState.DEPARTING:
+                games = (travel.from_game_id,)
+            elif travel.state is TravelState.ARRIVED:
+                games = (travel.to_game_id,)
+            elif travel.state is TravelState.ROLLED_BACK:
+                games = (travel.from_game_id, travel.to_game_id)
+        topics = ("entities", *(f"realm:{game_id}" for game_id in realms))
+        if games or self._fanout.has_audience(topics):
+            self._fanout.notify(games, topics, outgoing(message(kind, **fields)))

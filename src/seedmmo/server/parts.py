@@ -1,0 +1,78 @@
+"""The composition root: the parts of one running server, made in one place (:func:`assemble`),
+and what the transports are handed. REST and WebSocket handlers reach the orchestrator
+(commands), the views (reads) and the hub (this node's connections) through :class:`Parts`,
+never one through another. Tests assemble the same parts without FastAPI and run the ticks by
+hand (``parts.tick_loop.run_tick``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from seedmmo.server.auth import Credentials
+from seedmmo.server.hub import Hub
+from seedmmo.server.metrics import Metrics
+from seedmmo.server.orchestrator import Orchestrator
+from seedmmo.server.pacing import ReplayLimiter
+from seedmmo.server.restore import restore
+from seedmmo.server.runtime import TickLoop, TickRole
+from seedmmo.server.settings import Settings
+from seedmmo.server.tickstats import TickStats
+from seedmmo.server.views import Views
+from seedmmo.store import Store
+
+__all__ = ["Parts", "assemble", "wall_clock"]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    settings: Settings
+    orchestrator: Orchestrator
+    views: Views
+    hub: Hub
+    metrics: Metrics
+    replays: ReplayLimiter
+    tick_loop: TickLoop
+
+    def close(self) -> None:
+        """Flush and close the store, stop watching the collector."""
+        self.orchestrator.close()
+        self.metrics.unwatch_gc()
+
+
+def assemble(
+    settings: Settings,
+    store: Store,
+    admin_token: str,
+    *,
+    clock: Callable[[], datetime] = wall_clock,
+    role: TickRole | None = None,
+) -> Parts:
+    """Restore the universe from `store` and wire the server around it (call it with the loop
+    running: the store's writer reports to it)."""
+    credentials = Credentials(admin_token)
+    restoration = restore(settings, store, credentials, clock)
+    hub = Hub()
+    orchestrator = Orchestrator(settings, credentials, store, restoration, hub)
+    metrics = Metrics()
+    tick_stats = TickStats(settings.tick_ms)
+    views = Views(orchestrator, hub, tick_stats)
+    metrics.attach(views)
+    metrics.watch_gc()
+    orchestrator.start_durability(asyncio.get_running_loop(), metrics.commit_seconds.observe)
+    tick_loop = TickLoop(
+        orchestrator,
+        tick_stats,
+        metrics,
+        period_s=settings.tick_ms / 1000.0,
+        role=role,
+        log_ticks=settings.log_ticks,
+    )
+    replays = ReplayLimiter(per_address=settings.replays_per_address, total=settings.replays_total)
+    return Parts(settings, orchestrator, views, hub, metrics, replays, tick_loop)

@@ -1,0 +1,134 @@
+"""The persister: what each effect of the core means for the store.
+
+For every effect the core drains, :meth:`Persister.changes` appends the typed store changes
+(:mod:`seedmmo.store.changes`) that make it durable; the orchestrator hands them to the group
+committer. Accepted events also enter the event log's memory tier here. What is written when:
+
+- at once, with the command that caused it (and acknowledged only once written): events,
+  registrations with their key hash, unregistrations, entities created, changed, removed or
+  travelling, realm state changes;
+- at tick boundaries: the tick mark and the audiences the tick fixed (with each tick that
+  propagated events), the realms whose counters moved and the universe counters (then, or
+  every 10 ticks), the NPCs that acted (every 10 ticks: an action is acknowledged to nobody).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Final
+
+from seedmmo.core.effects import (
+    Effect,
+    EntityChanged,
+    EntityRemoved,
+    EntitySpawned,
+    EventAccepted,
+    GameRegistered,
+    GameUnregistered,
+    NpcActed,
+    RealmStateChanged,
+    TickCompleted,
+    TravelChanged,
+)
+from seedmmo.core.multiverse import Multiverse
+from seedmmo.core.records import entity_to_record, event_to_record, realm_to_record
+from seedmmo.store import (
+    AppendEvent,
+    Change,
+    DeleteEntity,
+    DeleteRealm,
+    EventKey,
+    MarkTick,
+    PutEntity,
+    PutMeta,
+    PutRealm,
+    SetAudience,
+    TieredEventLog,
+)
+
+__all__ = ["NPC_FLUSH_TICKS", "Persister"]
+
+NPC_FLUSH_TICKS: Final = 10  # NPCs that acted, and idle counters, are written this often
+
+
+class Persister:
+    def __init__(
+        self,
+        multiverse: Multiverse,
+        log: TieredEventLog,
+        key_digest: Callable[[str], bytes | None],
+    ) -> None:
+        self._multiverse = multiverse
+        self._log = log
+        self._key_digest = key_digest  # a realm's game-key hash (the credentials keep it)
+        self._dirty_realms: set[str] = set()  # their counters moved since the last write
+        self._dirty_entities: set[str] = set()  # NPCs that acted since the last write
+
+    def changes(self, effect: Effect, out: list[Change]) -> None:
+        """Append to `out` what `effect` must write."""
+        if isinstance(effect, EventAccepted):
+            event = effect.event
+            self._log.append(event)
+            key = None
+            if event.idempotency_key is not None and effect.key_digest is not None:
+                key = EventKey(
+                    event.source_game_id, event.idempotency_key, effect.key_digest, event.offset
+                )
+            out.append(AppendEvent(event.offset, event_to_record(event), key))
+            self._dirty_realms.add(event.source_game_id)
+        elif isinstance(effect, TickCompleted):
+            self._tick(effect, out)
+        elif isinstance(effect, NpcActed):
+            self._dirty_entities.add(effect.entity.id)
+        elif isinstance(effect, EntitySpawned | EntityChanged | TravelChanged):
+            entity = effect.entity
+            if entity.id in self._multiverse.entities:  # (a travel may have ended it)
+                out.append(PutEntity(entity.id, entity.realm, entity_to_record(entity)))
+                self._dirty_entities.discard(entity.id)
+        elif isinstance(effect, EntityRemoved):
+            out.append(DeleteEntity(effect.entity.id))
+            self._dirty_entities.discard(effect.entity.id)
+        elif isinstance(effect, GameRegistered):
+            realm = effect.realm
+            out.append(
+                PutRealm(realm.game_id, realm_to_record(realm), self._key_digest(realm.game_id))
+            )
+            out.append(self.counters())
+        elif isinstance(effect, GameUnregistered):
+            out.append(DeleteRealm(effect.realm.game_id))
+        elif isinstance(effect, RealmStateChanged):
+            out.append(PutRealm(effect.realm.game_id, realm_to_record(effect.realm)))
+
+    def _tick(self, effect: TickCompleted, out: list[Change]) -> None:
+        for event in effect.events:
+            audience = event.audience
+            assert audience is not None, "a propagated event has its audience"
+            if audience.kind != "unicast":  # fixed by this tick: stored with the event
+                out.append(SetAudience(event.offset, audience.to_doc()))
+            self._dirty_realms.update(audience.game_ids)
+        tick_id = effect.report.control_tick_id
+        if effect.events:
+            out.append(MarkTick(tick_id, effect.events[-1].offset))
+        if effect.events or tick_id % NPC_FLUSH_TICKS == 0:
+            find = self._multiverse.registry.find
+            for game_id in self._dirty_realms:
+                realm = find(game_id)
+                if realm is not None:
+                    out.append(PutRealm(game_id, realm_to_record(realm)))
+            self._dirty_realms.clear()
+            out.append(self.counters())
+        if tick_id % NPC_FLUSH_TICKS == 0:
+            self.dirty_entities(out)
+
+    def counters(self) -> Change:
+        return PutMeta("counters", asdict(self._multiverse.counters))
+
+    def dirty_entities(self, out: list[Change]) -> None:
+        """The NPCs that acted since they were last written (at every flush, and on close)."""
+        find = self._multiverse.entities.find
+        for entity_id in self._dirty_entities:
+            entity = find(entity_id)
+            if entity is not None:
+                out.append(PutEntity(entity.id, entity.realm, entity_to_record(entity)))
+        self._dirty_entities.clear()

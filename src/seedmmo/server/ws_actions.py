@@ -1,0 +1,274 @@
+"""The WebSocket actions: each client message, decoded, carried out, answered.
+
+A handler takes the message, the connection and the server's parts, and returns the reply (or
+None when the answer comes later: a mutation is answered once durable, with the request's
+``ref``). Every failure becomes one ``error`` reply (:func:`~seedmmo.server.wire.error_reply`)
+and the connection stays open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from seedmmo.errors import InvalidField, MalformedInput, SeedError
+from seedmmo.server.acks import Acked
+from seedmmo.server.auth import Role
+from seedmmo.server.connection import Connection, Replay
+from seedmmo.server.hub import STATIC_TOPICS
+from seedmmo.server.parts import Parts
+from seedmmo.server.wire import error_reply, message, outgoing
+from seedmmo.store import ReplayGap
+
+__all__ = ["ACTIONS", "handle_frame", "ref_of", "resync_message"]
+
+T = TypeVar("T")
+Action = Callable[[dict[str, Any], Connection, Parts], dict[str, Any] | None]
+
+
+def handle_frame(raw: str | bytes, conn: Connection, parts: Parts) -> dict[str, Any] | None:
+    """Answer one client message; every failure becomes an ``error`` reply."""
+    ref: Any = None
+    try:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedInput(f"not valid JSON: {exc}") from None
+        if not isinstance(msg, dict):
+            raise MalformedInput("a message must be a JSON object")
+        ref = msg.get("ref")
+        if ref is not None and not isinstance(ref, str | int):
+            ref = None
+            raise InvalidField("ref", "must be a string or an integer")
+        action = msg.get("action")
+        handler = ACTIONS.get(action) if isinstance(action, str) else None
+        if handler is None:
+            raise InvalidField("action", f"unknown action {action!r}; one of {sorted(ACTIONS)}")
+        result = handler(msg, conn, parts)
+    except SeedError as exc:
+        return error_reply(exc, ref)
+    if result is None:
+        return None
+    result.setdefault("ref", ref)
+    return result
+
+
+def ref_of(raw: str | bytes) -> Any:
+    """The ``ref`` of a message that is refused unread (rate limited), so the client can tell
+    which request it was; None when there is none or the message is not JSON."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    ref = msg.get("ref") if isinstance(msg, dict) else None
+    return ref if isinstance(ref, str | int) else None
+
+
+def body_of(msg: Mapping[str, Any]) -> dict[str, Any]:
+    """The action's fields: everything but ``action`` and ``ref``."""
+    return {k: v for k, v in msg.items() if k not in ("action", "ref")}
+
+
+def resync_message(parts: Parts, reason: str, ref: Any) -> dict[str, Any]:
+    views = parts.views
+    return message(
+        "resync_required", reason=reason, epoch=views.epoch, offset=views.propagated_offset, ref=ref
+    )
+
+
+def answer_when_durable(
+    acked: Acked[T],
+    conn: Connection,
+    parts: Parts,
+    ref: Any,
+    reply: Callable[[T], dict[str, Any]],
+) -> None:
+    """Answer a mutation once what it changed is durable (other messages may be answered
+    meanwhile: the reply carries the request's ``ref``)."""
+
+    def answer(value: T | None, failure: SeedError | None) -> None:
+        if failure is not None or value is None:
+            assert failure is not None
+            body = error_reply(failure, ref)
+        else:
+            body = reply(value)
+            body["ref"] = ref
+        parts.hub.to_connection(conn, outgoing(body))
+
+    acked.then(answer)
+
+
+# ----------------------------------------------------------------------------- the session
+
+
+def act_ping(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+    return message("pong", control_tick=parts.views.tick)
+
+
+def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise InvalidField("token", "must be a non-empty string")
+    principal = parts.orchestrator.authenticate(token)
+    parts.hub.set_principal(conn, principal)
+    if principal.role is Role.GAME and principal.game_id is not None:
+        parts.orchestrator.heartbeat(principal.game_id)  # answered by this reply: it is small
+    return message("ok", action="auth", role=principal.role.value, game_id=principal.game_id)
+
+
+def check_topics(value: Any, parts: Parts) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise InvalidField("topics", "must be a non-empty list of topic names")
+    topics: list[str] = []
+    for i, topic in enumerate(value):
+        if not isinstance(topic, str):
+            raise InvalidField(f"topics[{i}]", "must be a string")
+        if topic.startswith("realm:"):
+            parts.views.require_realm(topic[len("realm:") :])
+        elif topic not in STATIC_TOPICS:
+            raise InvalidField(
+                f"topics[{i}]", f"unknown topic {topic!r}; one of {sorted(STATIC_TOPICS)}"
+            )
+        topics.append(topic)
+    return topics
+
+
+def act_subscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    topics = check_topics(msg.get("topics"), parts)
+    since = msg.get("since")
+    epoch = msg.get("epoch")
+    if since is not None and (type(since) is not int or since < 0):
+        raise InvalidField("since", "must be an integer offset >= 0")
+    if epoch is not None and not isinstance(epoch, str):
+        raise InvalidField("epoch", "must be a string")
+    hub = parts.hub
+    for topic in topics:
+        hub.subscribe(conn, topic)
+    ok = message("ok", action="subscribe", topics=sorted(conn.topics), ref=msg.get("ref"))
+    hub.to_connection(conn, outgoing(ok))
+    if since is not None:
+        until = parts.views.propagated_offset
+        try:
+            parts.views.check_resume(since, epoch)  # raises when the replay cannot be whole
+        except ReplayGap as gap:
+            hub.to_connection(conn, outgoing(resync_message(parts, str(gap), msg.get("ref"))))
+            return
+        # Live events up to `until` would duplicate the replay; the marker sends them instead.
+        conn.replay_until = max(conn.replay_until, until)
+        if since < until:
+            conn.hold(Replay(since, until))
+
+
+def act_unsubscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+    value = msg.get("topics")
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise InvalidField("topics", "must be a list of topic names")
+    for topic in value:
+        parts.hub.unsubscribe(conn, topic)
+    return message("ok", action="unsubscribe", topics=sorted(conn.topics))
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+def act_list_games(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+    return message("game_list", games=parts.views.realms({}))
+
+
+def act_universe_state(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+    views = parts.views
+    return message(
+        "universe_state",
+        realms=views.realms({}),
+        npcs=views.npcs(None),
+        stats=views.stats(),
+        epoch=views.epoch,
+        offset=views.propagated_offset,
+        control_tick=views.tick,
+    )
+
+
+# ----------------------------------------------------------------------------- mutations
+
+
+def ok(action: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda result: message("ok", action=action, **result)
+
+
+def act_register_game(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    conn.principal.require_admin()
+    acked = parts.orchestrator.register_game(msg.get("game", body_of(msg)))
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("register_game"))
+
+
+def act_publish_event(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    acked = parts.orchestrator.publish(msg.get("event", body_of(msg)), conn.principal)
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("publish_event"))
+
+
+def act_heartbeat(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    acked = parts.orchestrator.heartbeat(conn.principal.require_game())
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("heartbeat"))
+
+
+def act_spawn_entity(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    acked = parts.orchestrator.create_entity(msg.get("entity", body_of(msg)), conn.principal)
+    answer_when_durable(
+        acked,
+        conn,
+        parts,
+        msg.get("ref"),
+        lambda e: message("ok", action="spawn_entity", entity=e.to_dict()),
+    )
+
+
+def entity_id_of(msg: Mapping[str, Any]) -> str:
+    entity_id = msg.get("entity_id")
+    if not isinstance(entity_id, str):
+        raise InvalidField("entity_id", "must be a string")
+    return entity_id
+
+
+def act_update_entity(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    entity_id = entity_id_of(msg)
+    changes = msg.get("changes")
+    if changes is None:
+        raise InvalidField("changes", "is required: the fields to change")
+    acked = parts.orchestrator.update_entity(entity_id, changes, conn.principal)
+    answer_when_durable(
+        acked,
+        conn,
+        parts,
+        msg.get("ref"),
+        lambda e: message("ok", action="update_entity", entity=e.to_dict()),
+    )
+
+
+def act_remove_entity(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    acked = parts.orchestrator.remove_entity(entity_id_of(msg), conn.principal)
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("remove_entity"))
+
+
+def act_travel(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    body = {k: v for k, v in body_of(msg).items() if k != "entity_id"}
+    acked = parts.orchestrator.request_travel(entity_id_of(msg), body, conn.principal)
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("travel"))
+
+
+ACTIONS: Final[dict[str, Action]] = {
+    "ping": act_ping,
+    "auth": act_auth,
+    "subscribe": act_subscribe,
+    "unsubscribe": act_unsubscribe,
+    "list_games": act_list_games,
+    "universe_state": act_universe_state,
+    "register_game": act_register_game,
+    "publish_event": act_publish_event,
+    "heartbeat": act_heartbeat,
+    "spawn_entity": act_spawn_entity,
+    "update_entity": act_update_entity,
+    "remove_entity": act_remove_entity,
+    "travel": act_travel,
+}
