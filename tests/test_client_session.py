@@ -24,9 +24,22 @@ from seedmmo.client.session import (
     Session,
     publish_fields,
 )
+from seedmmo.protocol import MESSAGES, REPLIES
 
 
 def wire(**msg: Any) -> bytes:
+    """A server message as the protocol's catalogue has it: what the test gives, and every
+    other field the message must have (as null). An ``ok`` names its action (from its ref for
+    the handshake, else a publish)."""
+    kind = msg["event_type"]
+    if kind == "ok" and "action" not in msg:
+        ref = msg.get("ref")
+        msg["action"] = ref if ref in ("auth", "subscribe") else "publish_event"
+    required = list(MESSAGES[kind].fields)
+    if kind == "ok":
+        required += REPLIES[msg["action"]]
+    for name in required:
+        msg.setdefault(name, None)
     return orjson.dumps(msg)
 
 
@@ -93,7 +106,7 @@ def test_requests_wait_for_the_connection_and_fail_when_it_drops() -> None:
     outputs = handshake(session, 0)
     assert sent(outputs) == [{"action": "publish_event", "ref": ref, "event_type": "x"}]
     answer = session.receive(wire(event_type="ok", ref=ref, offset=1))
-    assert answer == [Resolve(ref, result={"offset": 1})]
+    assert answer == [Resolve(ref, result={"event_id": None, "offset": 1, "accepted_tick": None})]
     second, _ = session.request("travel", entity_id="p", to_game_id="c")
     refused = session.receive(
         wire(event_type="error", ref=second, code="target_offline", message="no")
@@ -200,7 +213,7 @@ def test_a_keyed_request_is_sent_again_after_a_drop_and_answered_once() -> None:
     again = sent(handshake(session, 0))
     assert again == sent(first)  # the same message, the same key
     assert session.receive(wire(event_type="ok", ref=ref, offset=1)) == [
-        Resolve(ref, result={"offset": 1})
+        Resolve(ref, result={"event_id": None, "offset": 1, "accepted_tick": None})
     ]
 
 
@@ -213,7 +226,7 @@ def test_a_rate_limited_keyed_request_waits_as_told_then_goes_again() -> None:
     assert sent(session.release(ref)) == sent(first)
     assert session.release(ref) == []  # released once
     done = session.receive(wire(event_type="ok", ref=ref, offset=3))
-    assert done == [Resolve(ref, result={"offset": 3})]
+    assert done == [Resolve(ref, result={"event_id": None, "offset": 3, "accepted_tick": None})]
     # without a key, a refusal is the application's to handle
     plain, _ = session.request("heartbeat")
     (answer,) = session.receive(wire(event_type="error", ref=plain, code="rate_limited"))

@@ -23,3 +23,25 @@ def test_every_endpoint_is_documented_and_every_documented_one_exists(tmp_path: 
     )
     assert served - documented == set(), "endpoints missing from docs/protocol.md"
     assert documented - served == set(), "docs/protocol.md lists endpoints that do not exist"
+
+
+def test_the_message_tables_match_the_protocol_catalogue() -> None:
+    from seedmmo.protocol import MESSAGES, REPLIES
+
+    text = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+)` \| (.*?) \|(?: .*? \|)?$", text, re.MULTILINE)
+    documented_messages: dict[str, tuple[list[str], list[str]]] = {}
+    documented_replies: dict[str, list[str]] = {}
+    for name, cells in rows:
+        names = re.findall(r"`([a-z0-9_]+\??)`", cells)
+        if name in MESSAGES and name not in documented_messages:
+            documented_messages[name] = (
+                [n for n in names if not n.endswith("?")],
+                [n[:-1] for n in names if n.endswith("?")],
+            )
+        elif name in REPLIES:
+            documented_replies[name] = names
+    assert documented_messages == {
+        kind: (list(spec.fields), list(spec.optional)) for kind, spec in MESSAGES.items()
+    }
+    assert documented_replies == {action: list(fields) for action, fields in REPLIES.items()}

@@ -31,6 +31,8 @@ from typing import Any, Final
 
 import orjson
 
+from seedmmo.protocol import ENVELOPE, MESSAGES, ProtocolError, decode
+
 __all__ = [
     "Backoff",
     "ClientError",
@@ -62,7 +64,7 @@ ENTITY_NEWS: Final = frozenset(
         "npc_action",
     }
 )
-ENVELOPE: Final = frozenset({"event_type", "action", "ref", "timestamp"})  # not the answer
+RESULT_ENVELOPE: Final = ENVELOPE | {"action"}  # in an ok reply, but not its result
 FATAL_CLOSE_CODES: Final = {4001: "the game was unregistered", 1008: "closed for abuse"}
 
 
@@ -281,12 +283,19 @@ class Session:
         return self.backoff.next_delay(), outputs
 
     def receive(self, text: str | bytes) -> list[Output]:
-        """What one server message means."""
+        """What one server message means, decoded through the protocol's catalogue
+        (:mod:`seedmmo.protocol`). A kind this client does not know is ignored (a newer server
+        may send more); a known one without the fields it must have is :class:`Fatal`."""
         msg = orjson.loads(text)
-        kind = msg.get("event_type")
+        if msg.get("event_type") not in MESSAGES:
+            return []
+        try:
+            kind, fields = decode(msg)
+        except ProtocolError as exc:
+            return [Fatal(ClientError("protocol_error", str(exc)))]
         if kind == "welcome":
-            return self._welcome(msg)
-        ref = msg.get("ref")
+            return self._welcome(fields)
+        ref = fields["ref"]
         if (
             kind in ("ok", "error")
             and self.phase in ("auth", "subscribe")
@@ -296,35 +305,32 @@ class Session:
                 "subscribe",
             )
         ):
-            return self._handshake(msg)
+            return self._handshake(kind, fields)
         if isinstance(ref, str) and ref in self._pending:
             message = self._pending.pop(ref)
             if kind == "error":
-                if msg.get("code") == "rate_limited" and "idempotency_key" in message:
+                if fields["code"] == "rate_limited" and "idempotency_key" in message:
                     self._held[ref] = message
-                    return [Later(ref, float(msg.get("retry_after_s") or 1.0))]
-                return [Resolve(ref, error=error_of(msg))]
-            return [Resolve(ref, result={k: v for k, v in msg.items() if k not in ENVELOPE})]
+                    return [Later(ref, float(fields["retry_after_s"] or 1.0))]
+                return [Resolve(ref, error=error_of(fields))]
+            return [Resolve(ref, result={k: v for k, v in msg.items() if k not in RESULT_ENVELOPE})]
         if kind == "cross_game_event":
-            return self._event(msg)
+            return self._event(fields, msg)
         if kind == "control_tick_complete":
-            return [
-                Deliver(
-                    Tick(
-                        msg["control_tick_id"],
-                        msg["started_at"],
-                        msg["games_synced"],
-                        msg["events_propagated"],
-                        msg.get("elapsed_ms", 0.0),
-                    )
-                )
-            ]
+            tick = Tick(
+                fields["control_tick_id"],
+                fields["started_at"],
+                fields["games_synced"],
+                fields["events_propagated"],
+                fields["elapsed_ms"],
+            )
+            return [Deliver(tick)]
         if kind in ENTITY_NEWS:
-            return [Deliver(EntityNews(kind, msg.get("entity"), msg.get("travel"), msg))]
+            return [Deliver(EntityNews(kind, fields["entity"], fields.get("travel"), msg))]
         if kind == "resync_required":
-            self.last_offset = msg["offset"]
-            self.epoch = msg["epoch"]
-            return [Deliver(Resync(msg.get("reason", ""), msg["epoch"], msg["offset"]))]
+            self.last_offset = fields["offset"]
+            self.epoch = fields["epoch"]
+            return [Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"]))]
         return []
 
     def _welcome(self, msg: dict[str, Any]) -> list[Output]:
@@ -334,8 +340,8 @@ class Session:
         self.phase = "auth"
         return [Send({"action": "auth", "token": self.game_key, "ref": "auth"})]
 
-    def _handshake(self, msg: dict[str, Any]) -> list[Output]:
-        if msg["event_type"] == "error":
+    def _handshake(self, kind: str, msg: dict[str, Any]) -> list[Output]:
+        if kind == "error":
             return [Fatal(error_of(msg))]
         if self.phase == "auth":
             self.game_id = msg.get("game_id")
@@ -360,7 +366,7 @@ class Session:
         self._waiting.clear()
         return outputs
 
-    def _event(self, msg: dict[str, Any]) -> list[Output]:
+    def _event(self, msg: dict[str, Any], raw: dict[str, Any]) -> list[Output]:
         offset = msg["offset"]
         if not self.ready:
             return []  # before the subscription: the replay brings it again, in order
@@ -372,10 +378,10 @@ class Session:
             event_id=msg["event_id"],
             event_type=msg["event_type_detail"],
             source_game_id=msg["source_game_id"],
-            target_game_id=msg.get("target_game_id"),
-            data=msg.get("data"),
+            target_game_id=msg["target_game_id"],
+            data=msg["data"],
             control_tick_id=msg["control_tick_id"],
-            raw=msg,
+            raw=raw,
         )
         return [Deliver(event)]
 

@@ -15,6 +15,9 @@ from typing import Any, Final, Literal
 from seedmmo.core.behaviour import Behaviour, behaviour_from_value
 from seedmmo.core.entity_query import EntityColumns, EntityQuery, QueryPage
 from seedmmo.core.fields import (
+    OBJECT,
+    STRING,
+    Body,
     check_id,
     check_json_object,
     check_known_fields,
@@ -25,12 +28,34 @@ from seedmmo.core.stat7 import Stat7, Stat7Uri, identity_address
 from seedmmo.core.travel import Travel, TravelState
 from seedmmo.errors import Conflict, InvalidField, NotFound
 
-__all__ = ["HISTORY_LIMIT", "Entity", "EntityIndex", "EntityKind", "EntityPatch", "EntitySpec"]
+__all__ = [
+    "ENTITY_BODY",
+    "ENTITY_PATCH_BODY",
+    "HISTORY_LIMIT",
+    "Entity",
+    "EntityIndex",
+    "EntityKind",
+    "EntityPatch",
+    "EntitySpec",
+]
 
 EntityKind = Literal["npc", "player"]
 _KINDS: Final = ("npc", "player")
-_SPEC_FIELDS: Final = frozenset({"id", "kind", "name", "stat7", "state", "behaviour", "realm"})
-_PATCH_FIELDS: Final = frozenset({"name", "stat7", "state", "behaviour"})
+ENTITY_BODY: Final = Body(
+    {
+        "kind": {"type": "string", "enum": list(_KINDS)},
+        "name": STRING,
+        "id": STRING,
+        "realm": STRING,
+        "stat7": OBJECT,
+        "state": OBJECT,
+        "behaviour": {"oneOf": [STRING, OBJECT]},
+    },
+    ("kind", "name"),
+)
+ENTITY_PATCH_BODY: Final = Body(
+    {name: ENTITY_BODY.properties[name] for name in ("name", "stat7", "state", "behaviour")}
+)
 HISTORY_LIMIT: Final = 20
 MAX_STATE_BYTES: Final = 16_384
 
@@ -55,7 +80,7 @@ class EntitySpec:
     @classmethod
     def from_dict(cls, body: Any) -> EntitySpec:
         obj = check_mapping(body, "$")
-        check_known_fields(obj, _SPEC_FIELDS, "$")
+        check_known_fields(obj, ENTITY_BODY.names, "$")
         kind = obj.get("kind")
         if kind not in _KINDS:
             raise InvalidField("kind", "must be 'npc' or 'player'")
@@ -91,9 +116,11 @@ class EntityPatch:
     @classmethod
     def from_dict(cls, body: Any) -> EntityPatch:
         obj = check_mapping(body, "$")
-        check_known_fields(obj, _PATCH_FIELDS, "$")
+        check_known_fields(obj, ENTITY_PATCH_BODY.names, "$")
         if not obj:
-            raise InvalidField("$", f"nothing to change; give one of {sorted(_PATCH_FIELDS)}")
+            raise InvalidField(
+                "$", f"nothing to change; give one of {sorted(ENTITY_PATCH_BODY.names)}"
+            )
         behaviour: Any = _UNSET
         if "behaviour" in obj:
             raw = obj["behaviour"]

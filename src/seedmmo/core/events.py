@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import orjson
 
 from seedmmo.core.fields import (
+    OBJECT,
+    STRING,
+    Body,
     check_id,
     check_json_object,
     check_known_fields,
@@ -33,7 +36,14 @@ from seedmmo.errors import Forbidden, InvalidField
 if TYPE_CHECKING:
     from seedmmo.core.audience import Audience
 
-__all__ = ["MAX_EVENT_BYTES", "CrossGameEvent", "PublishRequest", "Visibility", "private_salt"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "PUBLISH_BODY",
+    "CrossGameEvent",
+    "PublishRequest",
+    "Visibility",
+    "private_salt",
+]
 
 MAX_EVENT_BYTES: Final = 256 * 1024  # an event's `data`, encoded (the server's default limit)
 
@@ -41,16 +51,16 @@ Visibility = Literal["private", "public"]
 _VISIBILITIES: Final = ("private", "public")
 
 
-_PUBLISH_FIELDS: Final = frozenset(
+PUBLISH_BODY: Final = Body(
     {
-        "source_game_id",
-        "target_game_id",
-        "selector",
-        "event_type",
-        "event_type_detail",
-        "data",
-        "visibility",
-        "idempotency_key",
+        "event_type": STRING,
+        "event_type_detail": STRING,
+        "source_game_id": STRING,
+        "target_game_id": STRING,
+        "selector": OBJECT,
+        "data": OBJECT,
+        "visibility": {"type": "string", "enum": list(_VISIBILITIES)},
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
     }
 )
 
@@ -80,7 +90,7 @@ class PublishRequest:
         acknowledgement instead of publishing again.
         """
         obj = check_mapping(body, "$")
-        check_known_fields(obj, _PUBLISH_FIELDS, "$")
+        check_known_fields(obj, PUBLISH_BODY.names, "$")
         claimed = obj.get("source_game_id")
         if claimed is not None and claimed != source_game_id:
             raise Forbidden(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -19,6 +20,9 @@ from seedmmo.errors import InvalidField, MalformedInput
 __all__ = [
     "ID_PATTERN",
     "MAX_JSON_DEPTH",
+    "OBJECT",
+    "STRING",
+    "Body",
     "check_id",
     "check_int",
     "check_json_object",
@@ -33,6 +37,32 @@ ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 # Free-form JSON (event data, entity state) nests at most this deep: far beyond what game data
 # needs, far within what the encoders and the store can take (orjson stops at 255 levels).
 MAX_JSON_DEPTH: Final = 32
+
+
+STRING: Final = {"type": "string"}
+OBJECT: Final = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body, described once: the fields it may have (each with its JSON schema, for
+    the OpenAPI document) and those it must. The validator that reads it checks against
+    :attr:`names`, so the document and the checks cannot drift apart."""
+
+    properties: Mapping[str, Mapping[str, Any]]
+    required: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.properties)
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {name: dict(spec) for name, spec in self.properties.items()},
+            "required": list(self.required),
+            "additionalProperties": False,
+        }
 
 
 def check_mapping(value: Any, field: str) -> Mapping[str, Any]:

@@ -25,6 +25,9 @@ from typing import Any, Final
 
 from seedmmo.core.audience import Audience
 from seedmmo.core.fields import (
+    OBJECT,
+    STRING,
+    Body,
     check_id,
     check_int,
     check_known_fields,
@@ -35,6 +38,7 @@ from seedmmo.core.stat7 import Stat7, address, identity_document
 from seedmmo.errors import InvalidField
 
 __all__ = [
+    "REGISTRATION_BODY",
     "TRANSITIONS",
     "Realm",
     "RealmCoordinate",
@@ -101,18 +105,19 @@ class RealmCoordinate:
         }
 
 
-_SPEC_FIELDS: Final = frozenset(
+REGISTRATION_BODY: Final = Body(
     {
-        "game_id",
-        "realm_id",
-        "developer_name",
-        "description",
-        "realm_type",
-        "adjacency",
-        "resonance",
-        "density",
-        "stat7",
-    }
+        "game_id": STRING,
+        "realm_id": STRING,
+        "developer_name": STRING,
+        "description": STRING,
+        "realm_type": STRING,
+        "adjacency": STRING,
+        "resonance": STRING,
+        "density": {"type": "integer", "minimum": 0},
+        "stat7": OBJECT,
+    },
+    ("game_id", "realm_id", "developer_name"),
 )
 
 
@@ -134,8 +139,8 @@ class RealmSpec:
     def from_dict(cls, body: Any) -> RealmSpec:
         """Validate a registration body; every problem is an InvalidField naming the field."""
         obj = check_mapping(body, "$")
-        check_known_fields(obj, _SPEC_FIELDS, "$")
-        for required in ("game_id", "realm_id", "developer_name"):
+        check_known_fields(obj, REGISTRATION_BODY.names, "$")
+        for required in REGISTRATION_BODY.required:
             if required not in obj:
                 raise InvalidField(required, "is required")
         return cls(

@@ -29,10 +29,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from seedmmo.core.fields import check_id, check_int, check_known_fields, check_mapping, check_str
+from seedmmo.core.fields import (
+    Body,
+    check_id,
+    check_int,
+    check_known_fields,
+    check_mapping,
+    check_str,
+)
 from seedmmo.errors import InvalidField
 
 __all__ = [
+    "TRAVEL_BODY",
     "TRAVEL_TRANSITIONS",
     "Travel",
     "TravelRequest",
@@ -72,7 +80,14 @@ def next_travel_state(state: TravelState, trigger: TravelTrigger) -> TravelState
         raise ValueError(f"no travel transition from {state} on {trigger}") from None
 
 
-_REQUEST_FIELDS: Final = frozenset({"to_game_id", "idempotency_key", "duration_ticks"})
+TRAVEL_BODY: Final = Body(
+    {
+        "to_game_id": {"type": "string"},
+        "idempotency_key": {"type": "string"},
+        "duration_ticks": {"type": "integer", "minimum": 1, "maximum": 36000},
+    },
+    ("to_game_id",),
+)
 MAX_TRAVEL_TICKS: Final = 36_000
 
 
@@ -87,7 +102,7 @@ class TravelRequest:
     @classmethod
     def from_dict(cls, body: Any) -> TravelRequest:
         obj = check_mapping(body, "$")
-        check_known_fields(obj, _REQUEST_FIELDS, "$")
+        check_known_fields(obj, TRAVEL_BODY.names, "$")
         if "to_game_id" not in obj:
             raise InvalidField("to_game_id", "is required")
         key = obj.get("idempotency_key")

@@ -17,8 +17,12 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
-from seedmmo.core.realm import RealmState
+from seedmmo.core.entities import ENTITY_BODY, ENTITY_PATCH_BODY
+from seedmmo.core.events import PUBLISH_BODY
+from seedmmo.core.fields import STRING, Body
+from seedmmo.core.realm import REGISTRATION_BODY, RealmState
 from seedmmo.core.stat7 import HORIZONS
+from seedmmo.core.travel import TRAVEL_BODY
 from seedmmo.errors import InvalidField, MalformedInput, TooLarge
 from seedmmo.server.auth import Principal
 from seedmmo.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -118,26 +122,12 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
-def body_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "type": "object",
-                        "properties": properties,
-                        "required": required,
-                        "additionalProperties": False,
-                    }
-                }
-            },
-        }
-    }
+def body_schema(body: Body) -> dict[str, Any]:
+    """The OpenAPI request body of a core validator's :class:`~seedmmo.core.fields.Body`."""
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": body.schema()}}}}
 
 
-STR = {"type": "string"}
-OBJ = {"type": "object"}
+STR = STRING
 
 # ----------------------------------------------------------------------------- health, stats
 
@@ -187,20 +177,7 @@ async def get_realm(game_id: str, request: Request) -> Response:
     "/games",
     status_code=201,
     summary="Register a game as a realm (admin); returns its game_key once",
-    openapi_extra=body_schema(
-        {
-            "game_id": STR,
-            "realm_id": STR,
-            "developer_name": STR,
-            "description": STR,
-            "realm_type": STR,
-            "adjacency": STR,
-            "resonance": STR,
-            "density": {"type": "integer", "minimum": 0},
-            "stat7": OBJ,
-        },
-        ["game_id", "realm_id", "developer_name"],
-    ),
+    openapi_extra=body_schema(REGISTRATION_BODY),
 )
 async def register_game(request: Request) -> Response:
     principal_of(request).require_admin()
@@ -228,18 +205,7 @@ async def heartbeat(game_id: str, request: Request) -> Response:
     "/events",
     status_code=202,
     summary="Publish a cross-game event as the authenticated game",
-    openapi_extra=body_schema(
-        {
-            "event_type": STR,
-            "event_type_detail": STR,
-            "source_game_id": STR,
-            "target_game_id": STR,
-            "selector": OBJ,
-            "data": OBJ,
-            "visibility": {"type": "string", "enum": ["private", "public"]},
-        },
-        [],
-    ),
+    openapi_extra=body_schema(PUBLISH_BODY),
 )
 async def publish_event(request: Request) -> Response:
     principal = principal_of(request)
@@ -306,22 +272,11 @@ async def list_entities(request: Request) -> Response:
     return reply(views_of(request).entities_page(request.query_params))
 
 
-ENTITY_BODY = {
-    "kind": {"type": "string", "enum": ["npc", "player"]},
-    "name": STR,
-    "id": STR,
-    "realm": STR,
-    "stat7": OBJ,
-    "state": OBJ,
-    "behaviour": {"oneOf": [STR, OBJ]},
-}
-
-
 @router.post(
     "/entities",
     status_code=201,
     summary="Create an NPC or player in the calling game's realm (the admin names `realm`)",
-    openapi_extra=body_schema(ENTITY_BODY, ["kind", "name"]),
+    openapi_extra=body_schema(ENTITY_BODY),
 )
 async def create_entity(request: Request) -> Response:
     orchestrator = orchestrator_of(request)
@@ -339,9 +294,7 @@ async def get_entity(entity_id: str, request: Request) -> Response:
 @router.patch(
     "/entities/{entity_id}",
     summary="Change an entity's name, stat7, state or behaviour (its realm's game, or admin)",
-    openapi_extra=body_schema(
-        {key: ENTITY_BODY[key] for key in ("name", "stat7", "state", "behaviour")}, []
-    ),
+    openapi_extra=body_schema(ENTITY_PATCH_BODY),
 )
 async def update_entity(entity_id: str, request: Request) -> Response:
     orchestrator = orchestrator_of(request)
@@ -361,14 +314,7 @@ async def delete_entity(entity_id: str, request: Request) -> Response:
     "/entities/{entity_id}/travel",
     status_code=202,
     summary="Send an entity to another realm; answered once the request is durable",
-    openapi_extra=body_schema(
-        {
-            "to_game_id": STR,
-            "idempotency_key": STR,
-            "duration_ticks": {"type": "integer", "minimum": 1, "maximum": 36000},
-        },
-        ["to_game_id"],
-    ),
+    openapi_extra=body_schema(TRAVEL_BODY),
 )
 async def travel(entity_id: str, request: Request) -> Response:
     orchestrator = orchestrator_of(request)

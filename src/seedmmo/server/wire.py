@@ -13,6 +13,7 @@ import orjson
 
 from seedmmo.core.multiverse import iso_micro
 from seedmmo.errors import RateLimited, SeedError
+from seedmmo.protocol import check
 from seedmmo.server.fastpath import Outgoing
 
 __all__ = ["encode", "error_reply", "message", "now_iso", "outgoing"]
@@ -23,7 +24,9 @@ def now_iso() -> str:
 
 
 def message(event_type: str, **fields: Any) -> dict[str, Any]:
-    """A server event: ``event_type``, the given fields and a ``timestamp`` of now."""
+    """A server event: ``event_type``, the given fields and a ``timestamp`` of now. The fields
+    must be what the catalogue (:mod:`seedmmo.protocol`) says that message has."""
+    check(event_type, fields)
     out: dict[str, Any] = {"event_type": event_type}
     out.update(fields)
     out.setdefault("timestamp", now_iso())

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from seedmmo.core.audience import replay_view
 from seedmmo.errors import RateLimited
+from seedmmo.protocol import PROTOCOL_VERSION
 from seedmmo.server.connection import Connection, Replay
 from seedmmo.server.fastpath import RawWriter
 from seedmmo.server.pacing import REPLAY_PAGE
@@ -37,7 +38,6 @@ __all__ = ["CLOSE_GOING_AWAY", "replay", "websocket_endpoint"]
 
 log = logging.getLogger("seedmmo.server.ws")
 
-PROTOCOL: Final = 1
 FAIR_SHARE: Final = 8  # messages one connection handles before the loop serves the others
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_TOO_BIG: Final = 1009
@@ -73,7 +73,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         welcome = message(
             "welcome",
             client_id=conn.client_id,
-            protocol=PROTOCOL,
+            protocol=PROTOCOL_VERSION,
             epoch=views.epoch,
             offset=views.propagated_offset,
             control_tick=views.tick,
