@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
     acked: dict[str, int] = {}
     acked_lock = threading.Lock()
     stop = threading.Event()
+    enough = threading.Event()  # set once 300 publishes are acknowledged
 
     def publisher(game_id: str) -> None:
         with httpx.Client(base_url=server.base, timeout=5) as http:
@@ -58,13 +58,13 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
                     ack = response.json()
                     with acked_lock:
                         acked[ack["event_id"]] = ack["offset"]
+                        if len(acked) >= 300:
+                            enough.set()
 
     threads = [threading.Thread(target=publisher, args=(g,)) for g in ("pub_a", "pub_b", "pub_c")]
     for thread in threads:
         thread.start()
-    deadline = threading.Event()
-    while len(acked) < 300 and not deadline.wait(0.01):
-        pass
+    assert enough.wait(timeout=60), "the publishers never got 300 acknowledgements"
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=10)
     stop.set()
@@ -80,11 +80,14 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
             "/api/games/sink/heartbeat", headers={"Authorization": f"Bearer {keys['sink']}"}
         )
         assert beat.status_code == 200
-        # durable events the crash caught before their tick are propagated by the first ticks
-        deadline = time.monotonic() + 10
-        while restarted.http.get("/api/stats").json()["events"]["pending"]:
-            assert time.monotonic() < deadline, "restored events were never propagated"
-            threading.Event().wait(0.01)
+        # durable events the crash caught before their tick are propagated by the first tick
+        with connect(f"ws://127.0.0.1:{restarted.port}/ws") as ws:
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"action": "subscribe", "topics": ["ticks"], "ref": "s"}))
+            ticks = 0
+            while ticks < 2:  # two whole ticks after we look
+                ticks += json.loads(ws.recv(timeout=5))["event_type"] == "control_tick_complete"
+        assert restarted.http.get("/api/stats").json()["events"]["pending"] == 0
         assert restarted.http.get("/api/stats").json()["tick"]["failed_ticks"] == 0
         # every acknowledged event is there once, at its offset; offsets never repeat
         stored = all_events(restarted, keys["sink"])

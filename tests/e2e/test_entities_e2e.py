@@ -4,8 +4,10 @@ kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,6 @@ from websockets.sync.client import connect
 
 from seedmmo.core.stat7 import HORIZONS
 
-from ..server.conftest import wait_for
 from .server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -64,9 +65,17 @@ def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
         )
         assert trip.status_code == 202, trip.text
         # the NPC lives a few stages; then wait past a flush (every 10 ticks) and kill -9
-        seen = wait_for(lambda: (e := entity(server, hummer["id"])) and progress(e) >= 6 and e)
-        tick = server.http.get("/api/health").json()["control_tick"]
-        wait_for(lambda: server.http.get("/api/health").json()["control_tick"] >= tick + 25)
+        with watch(server, ["entities", "ticks"]) as ws:
+            for _ in range(1000):  # (it acts every tick: a few dozen suffice)
+                acted = next_of(ws, "npc_action")
+                if acted["entity_id"] == hummer["id"]:
+                    stage = acted["lineage"] * len(HORIZONS) + HORIZONS.index(acted["horizon"])
+                    if stage >= 6:
+                        break
+            seen = entity(server, hummer["id"])
+            tick = next_of(ws, "control_tick_complete")["control_tick_id"]
+            while next_of(ws, "control_tick_complete")["control_tick_id"] < tick + 25:
+                continue
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(timeout=10)
     finally:
@@ -90,8 +99,12 @@ def test_npcs_and_travel_survive_kill_9_and_restart(tmp_path: Path) -> None:
         assert restarted.stop() == 0
     again = ServerProcess(data, "--tick-ms", "20")
     try:
-        assert entity(again, hummer["id"]) == frozen
-        wait_for(lambda: entity(again, ada.json()["id"])["travel"]["state"] == "departing")
+        with watch(again, ["entities"]) as ws:
+            assert entity(again, hummer["id"]) == frozen
+            travel = entity(again, ada.json()["id"])["travel"]
+            if travel["state"] != "departing":  # not yet: its departure is on its way
+                while next_of(ws, "entity_departed")["entity"]["id"] != ada.json()["id"]:
+                    pass
     finally:
         again.stop()
 
@@ -121,6 +134,17 @@ def test_a_player_travels_between_two_games_over_real_sockets(tmp_path: Path) ->
         assert entity(server, ada["id"])["realm"] == "beta"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def watch(server: ServerProcess, topics: list[str]) -> Iterator[Any]:
+    """A WebSocket subscribed to `topics` (the tests wait on what it is sent)."""
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=5) as ws:
+        json.loads(ws.recv(timeout=5))  # welcome
+        ws.send(json.dumps({"action": "subscribe", "topics": topics, "ref": "s"}))
+        while json.loads(ws.recv(timeout=5)).get("ref") != "s":
+            pass
+        yield ws
 
 
 def next_of(ws: Any, event_type: str) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,19 +15,6 @@ from seedmmo.server.settings import Settings
 
 ADMIN = "test-admin-token"
 T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        pause.wait(0.005)
 
 
 def admin_headers() -> dict[str, str]:
@@ -52,6 +37,14 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
+    """The real app; no clock runs: the test runs the ticks (:func:`tick`)."""
+    with TestClient(create_app(make_settings(tmp_path, manual_ticks=True))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[TestClient]:
+    """The real app with its clock running (20 ms ticks): for what is about the clock."""
     with TestClient(create_app(make_settings(tmp_path))) as test_client:
         yield test_client
 
@@ -86,10 +79,3 @@ def tick(client: TestClient, times: int = 1) -> None:
     loop = client.app.state.parts.tick_loop  # type: ignore[attr-defined]
     for _ in range(times):
         client.portal.call(loop.run_tick, 0.0)  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def manual(tmp_path: Path) -> Iterator[TestClient]:
-    """The real app with no clock running: the test runs the ticks (:func:`tick`)."""
-    with TestClient(create_app(make_settings(tmp_path, manual_ticks=True))) as test_client:
-        yield test_client

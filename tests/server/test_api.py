@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from seedmmo.server.app import create_app
 
-from .conftest import admin_headers, bearer, make_settings, register, wait_for
+from .conftest import admin_headers, bearer, make_settings, receive_until, register, tick
 
 
 def error_of(response: Any) -> dict[str, Any]:
@@ -26,14 +26,18 @@ def error_of(response: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- health and reads
 
 
-def test_health_and_stats(client: TestClient) -> None:
+def test_health_and_stats(live: TestClient) -> None:
+    client = live  # the clock runs by itself here
     health = client.get("/api/health")
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "healthy" and body["orchestrator"] == "running"
     assert body["games"] == 2
     assert set(body) >= {"clients", "events_buffered", "control_tick", "uptime_s", "version"}
-    wait_for(lambda: client.get("/api/health").json()["control_tick"] > 2, what="ticks")
+    with client.websocket_connect("/ws") as ws:  # the clock runs: three ticks come by
+        ws.receive_json()
+        ws.send_json({"action": "subscribe", "topics": ["ticks"]})
+        receive_until(ws, lambda m: m.get("control_tick_id", 0) > 2)
     stats = client.get("/api/stats").json()
     assert stats["stats"]["total_games_registered"] == 2
     assert stats["stats"]["total_control_ticks"] >= 2
@@ -210,9 +214,11 @@ def test_publish_and_page_events(client: TestClient) -> None:
         events: list[dict[str, Any]] = client.get("/api/events").json()["events"]
         return events
 
-    (event,) = wait_for(propagated, what="propagation")
+    assert propagated() == []  # accepted, not yet propagated: that is the tick's
+    tick(client)
+    (event,) = propagated()
     assert event["event_id"] == ack["event_id"]
-    assert event["control_tick_id"] >= ack["accepted_tick"]
+    assert event["control_tick_id"] == ack["accepted_tick"]
     assert event["visibility"] == "private" and "data" not in event  # public view
     full = client.get("/api/events", headers=bearer(key1)).json()["events"][0]
     assert full["data"] == {"gold": 7}
@@ -220,7 +226,8 @@ def test_publish_and_page_events(client: TestClient) -> None:
 
     for n in range(3):
         client.post("/api/events", json={"event_type": f"news{n}"}, headers=bearer(key1))
-    wait_for(lambda: len(propagated()) == 4, what="four events")
+    tick(client)
+    assert len(propagated()) == 4
     page = client.get("/api/events", params={"after": 1, "limit": 2}).json()
     assert [e["offset"] for e in page["events"]] == [2, 3] and page["next_after"] == 3
     rest = client.get("/api/events", params={"after": 3}).json()
@@ -259,7 +266,7 @@ def test_stat7_resolves_realms_entities_and_events(client: TestClient) -> None:
     assert resolved["type"] == "npc" and resolved["entity"]["id"] == npc["id"]
     body = {"event_type": "x", "target_game_id": "demo_forest", "data": {"secret": 1}}
     client.post("/api/events", json=body, headers=bearer(result["game_key"]))
-    wait_for(lambda: client.get("/api/events").json()["events"], what="propagation")
+    tick(client)
     from seedmmo.server.orchestrator import Orchestrator
 
     orchestrator: Orchestrator = client.app.state.parts.orchestrator  # type: ignore[attr-defined]

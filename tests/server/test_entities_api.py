@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from .conftest import admin_headers, bearer, of_type, receive_until, register, wait_for
+from .conftest import admin_headers, bearer, of_type, receive_until, register, tick
 from .test_api import error_of
 
 
@@ -136,6 +136,7 @@ def test_travel_between_two_games_end_to_end(client: TestClient) -> None:
         assert {trip["from"], trip["to"]} == {"alpha", "beta"} and trip["arrives_tick"] > 0
         repeat = client.post(url, json=body, headers=bearer(alpha_key))
         assert repeat.status_code == 202 and repeat.json()["travel_id"] == trip["travel_id"]
+        tick(client, 3)  # it departs at the next tick, arrives one later
 
         departed = receive_until(alpha, of_type("entity_departed"))
         assert departed["travel"]["travel_id"] == trip["travel_id"]
@@ -156,6 +157,7 @@ def test_travel_between_two_games_end_to_end(client: TestClient) -> None:
         )
         ok = receive_until(beta, lambda m: m.get("ref") == 9)
         assert ok["event_type"] == "ok" and ok["to"] == "alpha"
+        tick(client, 3)
         receive_until(alpha, of_type("entity_arrived"))
         assert client.get(f"/api/entities/{ada['id']}").json()["realm"] == "alpha"
 
@@ -185,7 +187,8 @@ def test_ws_entity_actions_and_errors(client: TestClient) -> None:
         assert receive_until(ws, lambda m: m.get("ref") == 7)["event_type"] == "pong"
 
 
-def test_demo_npcs_act_without_any_client_doing_anything(client: TestClient) -> None:
+def test_demo_npcs_act_without_any_client_doing_anything(live: TestClient) -> None:
+    client = live  # nobody runs the ticks: the clock does
     with client.websocket_connect("/ws") as ws:
         ws.receive_json()
         ws.send_json({"action": "subscribe", "topics": ["entities"]})
@@ -203,10 +206,5 @@ def test_demo_npcs_act_without_any_client_doing_anything(client: TestClient) -> 
     npcs = client.get("/api/npcs").json()
     acted = [n for n in npcs["npcs"] if "last_action" in n["state"]]
     assert acted and npcs["total"] == 6
-    wait_for(
-        lambda: (
-            client.get(f"/api/entities/{some['entity_id']}").json()["history"][-1]["what"]
-            in {"action", "stage", "arrived", "departing", "travel_requested", "rolled_back"}
-        ),
-        what="history",
-    )
+    history = client.get(f"/api/entities/{some['entity_id']}").json()["history"]
+    assert "action" in {entry["what"] for entry in history}  # what it did is remembered

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from seedmmo.server.app import create_asgi
 
-from .conftest import bearer, make_settings, register, wait_for
+from .conftest import bearer, make_settings, register, tick
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def value(text: str, sample: str) -> float:
 
 
 def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> None:
-    with TestClient(create_asgi(make_settings(tmp_path))) as client:
+    with TestClient(create_asgi(make_settings(tmp_path, manual_ticks=True))) as client:
         first = client.get("/metrics")
         assert first.status_code == 200
         assert first.headers["content-type"].startswith("text/plain")
@@ -33,7 +33,7 @@ def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> Non
         client.get("/api/health")  # answered by the hot path: counted there
         client.get("/api/nothing")
         ack = client.post("/api/events", json={"event_type": "x"}, headers=bearer(key)).json()
-        wait_for(lambda: client.get("/api/events").json()["events"], what="propagation")
+        tick(client)
         after = client.get("/metrics").text
         assert value(after, "seedmmo_events_accepted_total") == 1
         assert value(after, "seedmmo_events_propagated_offset") == ack["offset"]
@@ -54,7 +54,7 @@ def test_metrics_follow_ticks_events_requests_and_commits(tmp_path: Path) -> Non
 
 
 def test_metrics_count_npc_actions_and_travel(tmp_path: Path) -> None:
-    with TestClient(create_asgi(make_settings(tmp_path))) as client:
+    with TestClient(create_asgi(make_settings(tmp_path, manual_ticks=True))) as client:
         alpha = register(client, "alpha")["game_key"]
         client.post("/api/games/alpha/heartbeat", headers=bearer(alpha))
         ada = client.post(
@@ -67,20 +67,15 @@ def test_metrics_count_npc_actions_and_travel(tmp_path: Path) -> None:
         )
         assert trip.status_code == 202
         transitions = 'seedmmo_travel_transitions_total{state="%s"}'
-        arrived = transitions % "arrived"
-        wait_for(
-            lambda: arrived in (text := client.get("/metrics").text) and value(text, arrived) == 1,
-            what="the arrival counted",
-        )
+        tick(client, 3)  # it departs and arrives (the demo NPCs act 15 ticks in, at the soonest)
         text = client.get("/metrics").text
+        assert value(text, transitions % "arrived") == 1
         assert value(text, transitions % "requested") == 1
         assert value(text, transitions % "departing") == 1
         assert value(text, "seedmmo_entities_in_transit") == 0
-        wait_for(  # the demo NPCs act by themselves
-            lambda: value(client.get("/metrics").text, "seedmmo_npc_actions_total") > 0,
-            what="an NPC action",
-        )
         assert value(text, "seedmmo_event_log_in_memory") == 0
+        tick(client, 60)  # the demo NPCs act by themselves (the wolf within 45 ticks)
+        assert value(client.get("/metrics").text, "seedmmo_npc_actions_total") > 0
 
 
 def test_the_grafana_dashboard_only_queries_metrics_that_exist(tmp_path: Path) -> None:

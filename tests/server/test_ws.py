@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
-from .conftest import ADMIN, bearer, of_type, receive_until, register, wait_for
+from .conftest import ADMIN, bearer, of_type, receive_until, register, tick
 
 
 def welcome_of(ws: Any) -> dict[str, Any]:
@@ -58,6 +60,7 @@ def test_subscribe_to_ticks(client: TestClient) -> None:
         ws.send_json({"action": "subscribe", "topics": ["ticks"], "ref": "s"})
         ok = ws.receive_json()
         assert ok == {**ok, "event_type": "ok", "ref": "s", "topics": ["ticks"]}
+        tick(client, 2)
         first = receive_until(ws, of_type("control_tick_complete"))
         second = receive_until(ws, of_type("control_tick_complete"))
         assert second["control_tick_id"] == first["control_tick_id"] + 1
@@ -113,8 +116,8 @@ def test_who_receives_what(client: TestClient) -> None:
         welcome_of(observer)
         observer.send_json({"action": "subscribe", "topics": ["events"]})
         observer.receive_json()
-        # game connections count as heartbeats
-        wait_for(lambda: client.get("/api/realms/g2").json()["state"] == "online")
+        # an authenticated game connection is a sign of life
+        assert client.get("/api/realms/g2").json()["state"] == "online"
 
         game1.send_json(
             {
@@ -129,6 +132,7 @@ def test_who_receives_what(client: TestClient) -> None:
         assert ack["event_type"] == "ok" and ack["offset"] == 1
         game1.send_json({"action": "publish_event", "ref": "p2", "event_type": "news"})
         receive_until(game1, lambda m: m.get("ref") == "p2")
+        tick(client)
 
         at_g2 = receive_until(game2, of_type("cross_game_event"))
         assert at_g2["offset"] == 1 and at_g2["data"] == {"gold": 3}
@@ -144,6 +148,7 @@ def test_who_receives_what(client: TestClient) -> None:
             {"action": "publish_event", "ref": "p3", "event_type": "hello", "target_game_id": "g1"}
         )
         receive_until(game3, lambda m: m.get("ref") == "p3")
+        tick(client)
         assert receive_until(game1, of_type("cross_game_event"))["offset"] == 3
 
 
@@ -151,7 +156,8 @@ def test_resume_replays_exactly_once_then_live(client: TestClient) -> None:
     key = register(client, "g1")["game_key"]
     for n in range(5):
         client.post("/api/events", json={"event_type": f"e{n}"}, headers=bearer(key))
-    wait_for(lambda: len(client.get("/api/events").json()["events"]) == 5)
+    tick(client)
+    assert len(client.get("/api/events").json()["events"]) == 5
     with client.websocket_connect("/ws") as ws:
         welcome = welcome_of(ws)
         assert welcome["offset"] == 5
@@ -168,6 +174,7 @@ def test_resume_replays_exactly_once_then_live(client: TestClient) -> None:
         replayed = [ws.receive_json() for _ in range(3)]
         assert [e["offset"] for e in replayed] == [3, 4, 5]
         client.post("/api/events", json={"event_type": "live"}, headers=bearer(key))
+        tick(client)
         live = receive_until(ws, of_type("cross_game_event"))
         assert live["offset"] == 6
 
@@ -194,4 +201,6 @@ def test_heartbeat_action_and_unregister_closes_game_socket(client: TestClient) 
         beat = receive_until(ws, lambda m: m.get("ref") == "h")
         assert beat["state"] == "online"
         client.delete("/api/games/g1", headers=bearer(key))
-        wait_for(lambda: client.get("/api/health").json()["clients"] == 0, what="close")
+        with pytest.raises(WebSocketDisconnect) as closed:  # its socket is closed: 4001
+            receive_until(ws, lambda m: False)
+        assert closed.value.code == 4001

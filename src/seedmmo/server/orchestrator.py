@@ -66,6 +66,8 @@ class Orchestrator:
         self._pending_travels: dict[str, asyncio.Future[None]] = {}
         self.committer: GroupCommitter | None = None
         self.store_error: BaseException | None = None  # set while the store cannot write
+        self.writable = asyncio.Event()  # set while the store can write (a drain, a test waits)
+        self.writable.set()
         self.ready = False
         self.draining = False
 
@@ -109,11 +111,13 @@ class Orchestrator:
     def _on_store_failure(self, exc: BaseException) -> None:
         log.error("refusing writes until the store can write again")
         self.store_error = exc
+        self.writable.clear()
         self._durable_waiters.fail_all(StoreFailing(exc))
 
     def _on_store_recovered(self) -> None:
         log.warning("accepting writes again")
         self.store_error = None
+        self.writable.set()
 
     def _require_writable(self) -> None:
         """Refuse a mutation that could not be acknowledged now (503, never a silent loss)."""

@@ -155,8 +155,9 @@ def act_subscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
         except ReplayGap as gap:
             hub.to_connection(conn, outgoing(resync_message(parts, str(gap), msg.get("ref"))))
             return
-        # Live events up to `until` would duplicate the replay; the marker sends them instead.
-        conn.replay_until = max(conn.replay_until, until)
+        # Live events up to `until` would duplicate the replay (the marker sends them instead),
+        # and those up to `since` the client has (they may still be propagating now).
+        conn.replay_until = max(conn.replay_until, until, since)
         if since < until:
             conn.hold(Replay(since, until))
 
