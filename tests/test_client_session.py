@@ -231,3 +231,28 @@ def test_a_rate_limited_keyed_request_waits_as_told_then_goes_again() -> None:
     plain, _ = session.request("heartbeat")
     (answer,) = session.receive(wire(event_type="error", ref=plain, code="rate_limited"))
     assert isinstance(answer, Resolve) and answer.error is not None
+
+
+def test_an_observer_subscribes_without_a_key_and_sees_every_kind_of_news() -> None:
+    session = Session(None, topics=("entities", "realms"), since=3)
+    session.connection_opened()
+    subscribe = sent(session.receive(wire(event_type="welcome", offset=9, epoch="e")))
+    # no auth; `since` is kept (the epoch is the server's, given none): resume after 3
+    assert subscribe == [
+        {
+            "action": "subscribe",
+            "ref": "subscribe",
+            "topics": ["entities", "realms"],
+            "since": 3,
+            "epoch": "e",
+        }
+    ]
+    session.receive(wire(event_type="ok", ref="subscribe"))
+    acted = delivered(session.receive(wire(event_type="npc_action", entity_id="n", name="N")))
+    assert [type(item).__name__ for item in acted] == ["EntityNews"]
+    assert acted[0].entity is None and acted[0].raw["entity_id"] == "n"
+    news = delivered(session.receive(wire(event_type="game_unregistered", game_id="g")))
+    assert [(type(i).__name__, i.game_id) for i in news] == [("RealmNews", "g")]
+    garbled = session.receive(orjson.dumps({"event_type": "pong"}))  # without its field
+    assert isinstance(garbled[0], Fatal) and garbled[0].error.code == "protocol_error"
+    assert session.receive(orjson.dumps({"event_type": "from_the_future"})) == []

@@ -61,3 +61,23 @@ def test_events_on_the_wire_are_what_the_catalogue_says() -> None:
         check("pong", {"control_tick": 1, "surprise": 2})
     with pytest.raises(ProtocolError, match="missing"):
         check("welcome", {"client_id": "c"})
+
+
+def test_both_clients_have_the_same_methods_taking_the_same_arguments() -> None:
+    import inspect
+
+    from seedmmo.client import GameClient, SyncGameClient
+
+    def public(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(member).parameters)
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    async_methods = public(GameClient)
+    sync_methods = public(SyncGameClient)
+    shared = {"publish", "spawn_entity", "update_entity", "remove_entity", "travel", "request"}
+    assert shared <= set(async_methods) and shared <= set(sync_methods)
+    for name in shared | {"drop_connection", "close"}:
+        assert async_methods[name] == sync_methods[name], name

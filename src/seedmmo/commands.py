@@ -230,44 +230,48 @@ def wanted(args: argparse.Namespace, msg: dict[str, Any]) -> bool:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from websockets.exceptions import WebSocketException
-    from websockets.sync.client import connect
+    """Follow the topics through the SDK: it reconnects and resumes by itself."""
+    import queue
+
+    from seedmmo.client import ClientError, Connected, SyncGameClient
 
     url = args.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
     url = url.rstrip("/") + "/ws"
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+    topics = tuple(t.strip() for t in args.topics.split(",") if t.strip())
     shown = 0
+    client = SyncGameClient(
+        url, args.token or args.key, topics=topics, since=args.since, timeout_s=args.timeout
+    )
     try:
-        with connect(url, open_timeout=args.timeout) as ws:
-            welcome = json.loads(ws.recv(timeout=args.timeout))
-            if args.token or args.key:
-                ws.send(json.dumps({"action": "auth", "token": args.token or args.key}))
-            request: dict[str, Any] = {"action": "subscribe", "topics": topics}
-            if args.since is not None:
-                request["since"] = args.since
-            ws.send(json.dumps(request))
-            print(
-                f"tailing {', '.join(topics)} on {url} (epoch {welcome['epoch']}, "
-                f"offset {welcome['offset']}); Ctrl-C to stop",
-                file=sys.stderr,
-                flush=True,
-            )
-            for text in ws:
-                msg = json.loads(text)
-                kind = msg.get("event_type")
-                if kind == "error":
-                    raise CommandError(REFUSED, f"{msg['code']}: {msg['message']}")
-                if kind in ("ok", "welcome", "pong") or not wanted(args, msg):
-                    continue
-                print(json.dumps(msg) if args.json else describe(msg), flush=True)
-                shown += 1
-                if args.count and shown >= args.count:
-                    return OK
+        client.start()
+        while True:
+            try:
+                item = client.next(timeout=1.0)
+            except queue.Empty:
+                continue
+            if isinstance(item, Connected):
+                print(
+                    f"tailing {', '.join(topics)} on {url} (epoch {item.epoch}, "
+                    f"offset {item.offset}); Ctrl-C to stop",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            msg = item.raw
+            if not wanted(args, msg):
+                continue
+            print(json.dumps(msg) if args.json else describe(msg), flush=True)
+            shown += 1
+            if args.count and shown >= args.count:
+                return OK
     except KeyboardInterrupt:
         return OK
-    except (OSError, WebSocketException, TimeoutError) as exc:
+    except ClientError as exc:
+        raise CommandError(REFUSED, f"{exc.code}: {exc.message}") from None
+    except (TimeoutError, EOFError) as exc:
         raise CommandError(UNREACHABLE, f"cannot tail {url}: {exc}") from None
-    return OK
+    finally:
+        client.close()
 
 
 def cmd_token(args: argparse.Namespace) -> int:

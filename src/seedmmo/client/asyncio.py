@@ -6,12 +6,13 @@
 
     async with connect("ws://127.0.0.1:8000/ws", game_key=KEY) as game:
         ack = await game.publish("trade_offer", target="demo_tavern", data={"gold": 5})
-        async for item in game:        # Tick, Event, EntityNews, Resync, Connected
+        async for item in game:        # Tick, Event, EntityNews, RealmNews, Resync, Connected
             ...
 
 It reconnects by itself (with backoff) and resumes from the last event it delivered: each event
 is delivered once, in offset order, across dropped connections and server restarts (see
-:mod:`seedmmo.client.session`, which makes every decision; this module only does the I/O).
+:mod:`seedmmo.client.session`, which makes every decision, and :mod:`seedmmo.client.driver`,
+which carries them out; this module only does the I/O). Without a game key it is an observer.
 """
 
 from __future__ import annotations
@@ -22,38 +23,38 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from seedmmo.client.session import (
-    Backoff,
-    ClientError,
-    Connected,
-    Deliver,
-    Fatal,
-    Item,
-    Later,
-    Output,
-    Resolve,
-    Send,
-    Session,
-    publish_fields,
-    travel_fields,
-)
+from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
+from seedmmo.client.session import Backoff, ClientError, Item, Output, Session
 
 __all__ = ["GameClient", "connect"]
 
 _CLOSED = object()
 
 
+class _Future:
+    def __init__(self) -> None:
+        self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def settle(self, result: dict[str, Any] | None, error: ClientError | None) -> None:
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result or {})
+
+
 class GameClient:
-    """One game's connection to a seedmmo server. Use it with ``async with``."""
+    """One game's connection to a seedmmo server (or an observer's, without a key). Use it with
+    ``async with``."""
 
     def __init__(
         self,
         url: str,
-        game_key: str,
+        game_key: str | None,
         *,
         topics: tuple[str, ...] = ("ticks",),
         heartbeat_s: float = 5.0,
@@ -65,10 +66,11 @@ class GameClient:
         self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self._items: asyncio.Queue[Any] = asyncio.Queue()
-        self._futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
-        self._fatal: ClientError | None = None
+        self._outputs = Outputs(
+            deliver=self._items.put_nowait, ready=self._ready.set, later=self._later
+        )
+        self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._releases: set[asyncio.Future[None]] = set()
         self._stopping = False
@@ -76,10 +78,9 @@ class GameClient:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> GameClient:
-        self._tasks = [
-            asyncio.create_task(self._run(), name="seedmmo-client"),
-            asyncio.create_task(self._beat(), name="seedmmo-heartbeat"),
-        ]
+        self._tasks = [asyncio.create_task(self._run(), name="seedmmo-client")]
+        if self.session.game_key is not None:
+            self._tasks.append(asyncio.create_task(self._beat(), name="seedmmo-heartbeat"))
         await self.wait_ready()
         return self
 
@@ -92,17 +93,17 @@ class GameClient:
         self._stopping = True
         if self._ws is not None:
             await self._ws.close()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._releases]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._releases]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def wait_ready(self) -> None:
         """Until the connection is ready (raises the reason if it never can be)."""
         await self._ready.wait()
-        if self._fatal is not None:
-            raise self._fatal
+        if self._outputs.fatal is not None:
+            raise self._outputs.fatal
 
     @property
     def game_id(self) -> str | None:
@@ -126,8 +127,8 @@ class GameClient:
         item = await self._items.get()
         if item is _CLOSED:
             self._items.put_nowait(_CLOSED)  # every later call ends too
-            if self._fatal is not None:
-                raise self._fatal
+            if self._outputs.fatal is not None:
+                raise self._outputs.fatal
             raise StopAsyncIteration
         result: Item = item
         return result
@@ -140,13 +141,13 @@ class GameClient:
 
     async def request(self, action: str, **fields: Any) -> dict[str, Any]:
         """Send an action and return the server's ``ok`` reply (ClientError if refused)."""
-        if self._fatal is not None:
-            raise self._fatal
+        if self._outputs.fatal is not None:
+            raise self._outputs.fatal
         ref, outputs = self.session.request(action, **fields)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._futures[ref] = future
+        waiter = _Future()
+        self._outputs.waiters[ref] = waiter
         await self._carry_out(outputs)
-        return await future
+        return await waiter.future
 
     async def publish(
         self,
@@ -162,7 +163,7 @@ class GameClient:
         durable. No `target` and no `selector`: a broadcast. It is sent again after a dropped
         connection or a rate limit, under one idempotency key (drawn if not given), so it is
         published once."""
-        fields = publish_fields(
+        action, fields = publish_request(
             event_type,
             target=target,
             selector=selector,
@@ -170,17 +171,16 @@ class GameClient:
             visibility=visibility,
             idempotency_key=idempotency_key,
         )
-        return await self.request("publish_event", **fields)
+        return await self.request(action, **fields)
 
     async def spawn_entity(self, **entity: Any) -> dict[str, Any]:
         """Create an NPC or player in this game's realm; returns the entity."""
-        reply = await self.request("spawn_entity", entity=entity)
-        created: dict[str, Any] = reply["entity"]
+        created: dict[str, Any] = (await self.request("spawn_entity", entity=entity))["entity"]
         return created
 
     async def update_entity(self, entity_id: str, **changes: Any) -> dict[str, Any]:
-        reply = await self.request("update_entity", entity_id=entity_id, changes=changes)
-        updated: dict[str, Any] = reply["entity"]
+        action, fields = entity_changes(entity_id, changes)
+        updated: dict[str, Any] = (await self.request(action, **fields))["entity"]
         return updated
 
     async def remove_entity(self, entity_id: str) -> None:
@@ -195,14 +195,11 @@ class GameClient:
         duration_ticks: int | None = None,
     ) -> dict[str, Any]:
         """Send an entity to another realm; returns ``{travel_id, from, to, arrives_tick}`` once
-        the request is durable. Retrying with the same `idempotency_key` is safe."""
-        fields = travel_fields(
-            entity_id,
-            to_game_id,
-            idempotency_key=idempotency_key,
-            duration_ticks=duration_ticks,
+        the request is durable. With an `idempotency_key` it is sent again after a drop."""
+        action, fields = travel_request(
+            entity_id, to_game_id, idempotency_key=idempotency_key, duration_ticks=duration_ticks
         )
-        return await self.request("travel", **fields)
+        return await self.request(action, **fields)
 
     # ------------------------------------------------------------------ I/O
 
@@ -216,16 +213,18 @@ class GameClient:
                     session.connection_opened()
                     async for text in ws:
                         await self._carry_out(session.receive(text))
+                        if self._outputs.fatal is not None:
+                            break
                     close_code = ws.close_code
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
                 close_code = None
             finally:
                 self._ws = None
-            if self._stopping:
+            if self._stopping or self._outputs.fatal is not None:
                 break
             delay, outputs = session.connection_lost(close_code)
             await self._carry_out(outputs)
-            if delay is None or self._fatal is not None:
+            if delay is None or self._outputs.fatal is not None:
                 break
             await asyncio.sleep(delay)  # the backoff before reconnecting
         self._items.put_nowait(_CLOSED)
@@ -237,37 +236,20 @@ class GameClient:
             await self._carry_out(self.session.heartbeat())
 
     async def _carry_out(self, outputs: list[Output]) -> None:
-        for output in outputs:
-            if isinstance(output, Send):
-                if self._ws is not None:
-                    with contextlib.suppress(websockets.exceptions.ConnectionClosed):
-                        await self._ws.send(orjson.dumps(output.message).decode())
-            elif isinstance(output, Deliver):
-                if isinstance(output.item, Connected):
-                    self._ready.set()
-                self._items.put_nowait(output.item)
-            elif isinstance(output, Resolve):
-                future = self._futures.pop(output.ref, None)
-                if future is not None and not future.done():
-                    if output.error is not None:
-                        future.set_exception(output.error)
-                    else:
-                        future.set_result(output.result or {})
-            elif isinstance(output, Later):
-                asyncio.get_running_loop().call_later(output.after_s, self._release, output.ref)
-            elif isinstance(output, Fatal):
-                self._fatal = output.error
-                self._stopping = True
-                for future in self._futures.values():
-                    if not future.done():
-                        future.set_exception(output.error)
-                self._futures.clear()
-                self._ready.set()
-                if self._ws is not None:
-                    await self._ws.close()
+        for text in self._outputs.carry_out(outputs):
+            if self._ws is not None:
+                with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                    await self._ws.send(text)
+        if self._outputs.fatal is not None:
+            self._stopping = True
+            if self._ws is not None:
+                await self._ws.close()
+
+    def _later(self, after_s: float, ref: str) -> None:
+        """A rate-limited request may go again after `after_s` (a timer on the loop)."""
+        asyncio.get_running_loop().call_later(after_s, self._release, ref)
 
     def _release(self, ref: str) -> None:
-        """A rate-limited request may go again (called from a timer)."""
         if not self._stopping:
             task = asyncio.ensure_future(self._carry_out(self.session.release(ref)))
             self._releases.add(task)  # kept until done (the loop holds only weak references)
@@ -277,10 +259,22 @@ class GameClient:
 def connect(
     url: str,
     *,
-    game_key: str,
+    game_key: str | None = None,
     topics: tuple[str, ...] = ("ticks",),
     heartbeat_s: float = 5.0,
     backoff: Backoff | None = None,
+    since: int | None = None,
+    epoch: str | None = None,
 ) -> GameClient:
-    """``async with connect(url, game_key=...) as game:`` (see the module docstring)."""
-    return GameClient(url, game_key, topics=topics, heartbeat_s=heartbeat_s, backoff=backoff)
+    """``async with connect(url, game_key=...) as game:`` (see the module docstring); without a
+    key, an observer of `topics`. `since` resumes after that offset (of `epoch`, or of the log
+    the server has now)."""
+    return GameClient(
+        url,
+        game_key,
+        topics=topics,
+        heartbeat_s=heartbeat_s,
+        backoff=backoff,
+        since=since,
+        epoch=epoch,
+    )

@@ -44,6 +44,7 @@ __all__ = [
     "Fatal",
     "Later",
     "Output",
+    "RealmNews",
     "Resolve",
     "Resync",
     "Send",
@@ -95,6 +96,7 @@ class Tick:
     games_synced: int
     events_propagated: int
     elapsed_ms: float
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +124,23 @@ class EntityNews:
 
 
 @dataclass(frozen=True, slots=True)
+class RealmNews:
+    """A realm message (topic ``realms``): ``kind`` is its event_type (``game_registered``,
+    ``game_unregistered``, ``realm_state_changed``)."""
+
+    kind: str
+    game_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """The server cannot replay what was missed: events after `offset` follow; before, gone."""
 
     reason: str
     epoch: str
     offset: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +152,8 @@ class Connected:
     offset: int
 
 
-Item = Tick | Event | EntityNews | Resync | Connected
+Item = Tick | Event | EntityNews | RealmNews | Resync | Connected
+REALM_NEWS: Final = frozenset({"game_registered", "game_unregistered", "realm_state_changed"})
 
 
 # ----------------------------------------------------------------------------- what the I/O does
@@ -205,14 +219,14 @@ class Backoff:
 class Session:
     def __init__(
         self,
-        game_key: str,
+        game_key: str | None,
         *,
         topics: tuple[str, ...] = ("ticks",),
         backoff: Backoff | None = None,
         since: int | None = None,
         epoch: str | None = None,
     ) -> None:
-        self.game_key = game_key
+        self.game_key = game_key  # None: an observer (no auth, public views)
         self.topics = topics
         self.backoff = backoff or Backoff()
         self.last_offset = since  # the newest event offset delivered to the application
@@ -323,20 +337,29 @@ class Session:
                 fields["games_synced"],
                 fields["events_propagated"],
                 fields["elapsed_ms"],
+                msg,
             )
             return [Deliver(tick)]
         if kind in ENTITY_NEWS:
-            return [Deliver(EntityNews(kind, fields["entity"], fields.get("travel"), msg))]
+            return [Deliver(EntityNews(kind, fields.get("entity"), fields.get("travel"), msg))]
+        if kind in REALM_NEWS:
+            realm = fields.get("realm")
+            game_id = fields.get("game_id") or (realm or {}).get("game_id")
+            return [Deliver(RealmNews(kind, game_id, msg))]
         if kind == "resync_required":
             self.last_offset = fields["offset"]
             self.epoch = fields["epoch"]
-            return [Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"]))]
+            return [Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"], msg))]
         return []
 
     def _welcome(self, msg: dict[str, Any]) -> list[Output]:
-        if self.last_offset is None or self.epoch is None:
-            self.last_offset = msg["offset"]  # from now on: everything after the welcome
+        if self.epoch is None:  # the first connect: this server's log is the one we follow
             self.epoch = msg["epoch"]
+        if self.last_offset is None:
+            self.last_offset = msg["offset"]  # from now on: everything after the welcome
+        if self.game_key is None:  # an observer: straight to the subscription
+            self.phase = "auth"
+            return self._handshake("ok", {"game_id": None})
         self.phase = "auth"
         return [Send({"action": "auth", "token": self.game_key, "ref": "auth"})]
 

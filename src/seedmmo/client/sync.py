@@ -1,10 +1,11 @@
-"""The threaded client, for engines without asyncio. Same behaviour as the asyncio client (the
-same :class:`~seedmmo.client.session.Session` decides everything); a background thread owns the
-socket, and calls block until their answer comes::
+"""The threaded client, for engines without asyncio. The same methods and behaviour as the
+asyncio client (the same :class:`~seedmmo.client.session.Session` decides everything, the same
+:class:`~seedmmo.client.driver.Outputs` carries it out); a background thread owns the socket,
+and calls block until their answer comes::
 
     with SyncGameClient("ws://127.0.0.1:8000/ws", game_key=KEY) as game:
         game.publish("trade_offer", target="demo_tavern", data={"gold": 5})
-        item = game.next(timeout=5)    # Tick, Event, EntityNews, Resync, Connected
+        item = game.next(timeout=5)    # Tick, Event, EntityNews, RealmNews, Resync, Connected
 """
 
 from __future__ import annotations
@@ -17,26 +18,12 @@ import time
 from types import TracebackType
 from typing import Any
 
-import orjson
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from seedmmo.client.session import (
-    Backoff,
-    ClientError,
-    Connected,
-    Deliver,
-    Fatal,
-    Item,
-    Later,
-    Output,
-    Resolve,
-    Send,
-    Session,
-    publish_fields,
-    travel_fields,
-)
+from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
+from seedmmo.client.session import Backoff, ClientError, Item, Output, Session
 
 __all__ = ["SyncGameClient"]
 
@@ -49,30 +36,35 @@ class _Waiter:
         self.result: dict[str, Any] | None = None
         self.error: ClientError | None = None
 
+    def settle(self, result: dict[str, Any] | None, error: ClientError | None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
 
 class SyncGameClient:
     def __init__(
         self,
         url: str,
-        game_key: str,
+        game_key: str | None,
         *,
         topics: tuple[str, ...] = ("ticks",),
         heartbeat_s: float = 5.0,
         backoff: Backoff | None = None,
+        since: int | None = None,
+        epoch: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.url = url
-        self.session = Session(game_key, topics=topics, backoff=backoff)
+        self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # the session and the socket are shared with the thread
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._waiters: dict[str, _Waiter] = {}
         self._timers: list[tuple[float, str]] = []  # (when, ref) of rate-limited requests
-        self._ws: ClientConnection | None = None
         self._ready = threading.Event()
+        self._outputs = Outputs(deliver=self._items.put, ready=self._ready.set, later=self._later)
+        self._ws: ClientConnection | None = None
         self._stop = threading.Event()
-        self._fatal: ClientError | None = None
         self._thread = threading.Thread(target=self._run, name="seedmmo-client", daemon=True)
 
     def __enter__(self) -> SyncGameClient:
@@ -89,8 +81,8 @@ class SyncGameClient:
         self._thread.start()
         if not self._ready.wait(self.timeout_s):
             raise TimeoutError(f"not connected to {self.url} within {self.timeout_s} s")
-        if self._fatal is not None:
-            raise self._fatal
+        if self._outputs.fatal is not None:
+            raise self._outputs.fatal
 
     def close(self) -> None:
         self._stop.set()
@@ -111,6 +103,10 @@ class SyncGameClient:
     def game_id(self) -> str | None:
         return self.session.game_id
 
+    @property
+    def last_offset(self) -> int | None:
+        return self.session.last_offset
+
     # ------------------------------------------------------------------ items and requests
 
     def next(self, timeout: float | None = None) -> Item:
@@ -118,17 +114,18 @@ class SyncGameClient:
         item = self._items.get(timeout=timeout)
         if item is _CLOSED:
             self._items.put(_CLOSED)
-            raise self._fatal or EOFError("the client is closed")
+            raise self._outputs.fatal or EOFError("the client is closed")
         result: Item = item
         return result
 
     def request(self, action: str, **fields: Any) -> dict[str, Any]:
-        if self._fatal is not None:
-            raise self._fatal
+        """Send an action and return the server's ``ok`` reply (ClientError if refused)."""
+        if self._outputs.fatal is not None:
+            raise self._outputs.fatal
         waiter = _Waiter()
         with self._lock:
             ref, outputs = self.session.request(action, **fields)
-            self._waiters[ref] = waiter
+            self._outputs.waiters[ref] = waiter
             self._carry_out(outputs)
         if not waiter.done.wait(self.timeout_s):
             raise TimeoutError(f"no answer to {action} within {self.timeout_s} s")
@@ -141,26 +138,34 @@ class SyncGameClient:
         event_type: str,
         *,
         target: str | None = None,
-        data: dict[str, Any] | None = None,
         selector: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
         visibility: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """As :meth:`seedmmo.client.GameClient.publish` (sent again after a drop or a rate
         limit, under one idempotency key)."""
-        fields = publish_fields(
+        action, fields = publish_request(
             event_type,
             target=target,
-            data=data,
             selector=selector,
+            data=data,
             visibility=visibility,
             idempotency_key=idempotency_key,
         )
-        return self.request("publish_event", **fields)
+        return self.request(action, **fields)
 
     def spawn_entity(self, **entity: Any) -> dict[str, Any]:
         created: dict[str, Any] = self.request("spawn_entity", entity=entity)["entity"]
         return created
+
+    def update_entity(self, entity_id: str, **changes: Any) -> dict[str, Any]:
+        action, fields = entity_changes(entity_id, changes)
+        updated: dict[str, Any] = self.request(action, **fields)["entity"]
+        return updated
+
+    def remove_entity(self, entity_id: str) -> None:
+        self.request("remove_entity", entity_id=entity_id)
 
     def travel(
         self,
@@ -170,10 +175,10 @@ class SyncGameClient:
         idempotency_key: str | None = None,
         duration_ticks: int | None = None,
     ) -> dict[str, Any]:
-        fields = travel_fields(
+        action, fields = travel_request(
             entity_id, to_game_id, idempotency_key=idempotency_key, duration_ticks=duration_ticks
         )
-        return self.request("travel", **fields)
+        return self.request(action, **fields)
 
     # ------------------------------------------------------------------ the thread
 
@@ -186,21 +191,7 @@ class SyncGameClient:
                     with self._lock:
                         self._ws = ws
                         session.connection_opened()
-                    next_beat = time.monotonic() + self.heartbeat_s
-                    while not self._stop.is_set():
-                        now = time.monotonic()
-                        self._release_due(now)
-                        if now >= next_beat:
-                            next_beat = now + self.heartbeat_s
-                            with self._lock:
-                                self._carry_out(session.heartbeat())
-                        wake = min([next_beat, *(due for due, _ in self._timers)])
-                        try:
-                            text = ws.recv(timeout=max(0.0, wake - now))
-                        except TimeoutError:
-                            continue
-                        with self._lock:
-                            self._carry_out(session.receive(text))
+                    self._pump(ws)
             except ConnectionClosed as closed:
                 close_code = closed.rcvd.code if closed.rcvd is not None else None
             except (OSError, WebSocketException):
@@ -209,41 +200,42 @@ class SyncGameClient:
                 self._ws = None
                 delay, outputs = session.connection_lost(close_code)
                 self._carry_out(outputs)
-            if delay is None or self._fatal is not None or self._stop.wait(delay):
+            if delay is None or self._outputs.fatal is not None or self._stop.wait(delay):
                 break
         self._items.put(_CLOSED)
         self._ready.set()
 
-    def _release_due(self, now: float) -> None:
-        with self._lock:
-            while self._timers and self._timers[0][0] <= now:
-                _, ref = heapq.heappop(self._timers)
-                self._carry_out(self.session.release(ref))
+    def _pump(self, ws: ClientConnection) -> None:
+        """Read, answer, beat and release rate-limited requests until the socket goes."""
+        session = self.session
+        beats = session.game_key is not None  # an observer sends no heartbeats
+        next_beat = time.monotonic() + self.heartbeat_s
+        while not self._stop.is_set() and self._outputs.fatal is None:
+            now = time.monotonic()
+            with self._lock:
+                while self._timers and self._timers[0][0] <= now:
+                    _, ref = heapq.heappop(self._timers)
+                    self._carry_out(session.release(ref))
+                if beats and now >= next_beat:
+                    next_beat = now + self.heartbeat_s
+                    self._carry_out(session.heartbeat())
+            wake = min([next_beat, *(due for due, _ in self._timers)])
+            try:
+                text = ws.recv(timeout=max(0.0, wake - now))
+            except TimeoutError:
+                continue
+            with self._lock:
+                self._carry_out(session.receive(text))
+
+    def _later(self, after_s: float, ref: str) -> None:
+        heapq.heappush(self._timers, (time.monotonic() + after_s, ref))
 
     def _carry_out(self, outputs: list[Output]) -> None:
         """Called with the lock held."""
-        for output in outputs:
-            if isinstance(output, Send):
-                if self._ws is not None:
-                    # if it is closing, connection_lost will fail what was pending
-                    with contextlib.suppress(ConnectionClosed):
-                        self._ws.send(orjson.dumps(output.message).decode())
-            elif isinstance(output, Deliver):
-                if isinstance(output.item, Connected):
-                    self._ready.set()
-                self._items.put(output.item)
-            elif isinstance(output, Resolve):
-                waiter = self._waiters.pop(output.ref, None)
-                if waiter is not None:
-                    waiter.result, waiter.error = output.result, output.error
-                    waiter.done.set()
-            elif isinstance(output, Later):
-                heapq.heappush(self._timers, (time.monotonic() + output.after_s, output.ref))
-            elif isinstance(output, Fatal):
-                self._fatal = output.error
-                self._stop.set()
-                for waiter in self._waiters.values():
-                    waiter.error = output.error
-                    waiter.done.set()
-                self._waiters.clear()
-                self._ready.set()
+        for text in self._outputs.carry_out(outputs):
+            if self._ws is not None:
+                # if it is closing, connection_lost will fail what was pending
+                with contextlib.suppress(ConnectionClosed):
+                    self._ws.send(text)
+        if self._outputs.fatal is not None:
+            self._stop.set()

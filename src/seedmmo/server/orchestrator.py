@@ -96,6 +96,14 @@ class Orchestrator:
             self.committer.submit(self._first_changes)
             self._first_changes = []
 
+    async def written(self) -> None:
+        """Until everything handed to the store so far is written (changes are written in the
+        order they are handed over: an empty write queued now comes after all of them)."""
+        if self.committer is not None:
+            future = self.committer.submit([], want_ack=True)
+            assert future is not None
+            await future
+
     def enforce_retention(self) -> None:
         """Drop stored events beyond the retention count (in the writer, off the loop), and
         the idempotency keys that go with them."""
