@@ -31,3 +31,43 @@ def test_outgoing_builds_its_frame_once() -> None:
     msg = Outgoing('{"event_type":"x"}')
     assert msg.frame is msg.frame
     assert msg.frame.endswith(b'{"event_type":"x"}')
+
+
+def test_the_raw_path_is_taken_only_with_everything_it_uses() -> None:
+    from types import SimpleNamespace
+
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from seedmmo.server.fastpath import raw_capable
+
+    class Transport:
+        def write(self, data: bytes) -> None: ...
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+        def is_closing(self) -> bool:
+            return False
+
+        def abort(self) -> None: ...
+        def get_extra_info(self, name: str) -> None: ...
+
+    def protocol(**missing: bool) -> object:
+        proto = WebSocketsSansIOProtocol.__new__(WebSocketsSansIOProtocol)
+        fields = {
+            "transport": Transport(),
+            "handshake_complete": True,
+            "close_sent": False,
+            "disconnected": False,
+            "writable": object(),
+        }
+        for name, value in fields.items():
+            if not missing.get(name):
+                setattr(proto, name, value)
+        return proto
+
+    assert raw_capable(protocol())
+    assert not raw_capable(protocol(writable=True))  # an older uvicorn: the portable path
+    assert not raw_capable(SimpleNamespace(**vars(protocol())))  # not uvicorn's protocol
+    bare = protocol()
+    bare.transport = SimpleNamespace(write=print)  # type: ignore[attr-defined]
+    assert not raw_capable(bare)  # a transport without what the hub calls

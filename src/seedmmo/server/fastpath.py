@@ -29,11 +29,20 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["CaptureRawProtocol", "Outgoing", "RawWriter", "text_frame"]
+__all__ = [
+    "CaptureRawProtocol",
+    "Outgoing",
+    "RawWriter",
+    "is_sansio_protocol",
+    "raw_capable",
+    "text_frame",
+]
 
 SCOPE_KEY: Final = "seedmmo.raw_protocol"
-# every attribute of uvicorn's protocol the raw path uses: one missing means the portable path
+# every attribute of uvicorn's protocol and of its transport that the raw path uses: one
+# missing means the portable path for that connection (counted: ws.fallback_connections)
 _REQUIRED: Final = ("transport", "handshake_complete", "close_sent", "disconnected", "writable")
+_TRANSPORT: Final = ("write", "get_write_buffer_size", "is_closing", "abort", "get_extra_info")
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -131,9 +140,18 @@ class CaptureRawProtocol:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             protocol = getattr(send, "__self__", None)
-            if is_sansio_protocol(protocol) and all(hasattr(protocol, n) for n in _REQUIRED):
+            if raw_capable(protocol):
                 scope[SCOPE_KEY] = protocol
         await self.app(scope, receive, send)
+
+
+def raw_capable(protocol: object) -> bool:
+    """Whether frames may be written straight to this protocol's transport: uvicorn's
+    websockets-sansio protocol (or ours, a subclass), with everything the raw path reads."""
+    if not is_sansio_protocol(protocol) or not all(hasattr(protocol, n) for n in _REQUIRED):
+        return False
+    transport = getattr(protocol, "transport", None)
+    return all(callable(getattr(transport, name, None)) for name in _TRANSPORT)
 
 
 def is_sansio_protocol(protocol: object) -> bool:
