@@ -100,10 +100,6 @@ def serve(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"seedmmo: {exc}", file=sys.stderr)
         return 1
-    # The store's writer and the reader of old events are threads: when one holds the GIL and
-    # the loop wants it, the loop waits up to the switch interval (5 ms by default, a twentieth
-    # of a tick). 1 ms keeps the tick on time while a replay or a page is decoded meanwhile.
-    sys.setswitchinterval(0.001)
     app = create_app(settings, store)
     asgi = HotPaths(app)  # the hot endpoints skip FastAPI's per-request machinery
 

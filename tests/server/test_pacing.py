@@ -21,7 +21,7 @@ from seedmmo.server.pacing import EVENTS_SCAN, REPLAY_PAGE, ReplayLimiter
 from seedmmo.server.parts import Parts, assemble
 from seedmmo.server.settings import Settings
 from seedmmo.server.ws import replay
-from seedmmo.server.wsprotocol import PARSE_SLICE, SeedWebSocketProtocol
+from seedmmo.server.wsprotocol import PARSE_FRAMES, SeedWebSocketProtocol, slice_end
 from seedmmo.store import MemoryStore
 
 from .conftest import make_settings, register, tick
@@ -188,13 +188,14 @@ def test_a_flood_is_parsed_a_slice_per_loop_turn(size: int) -> None:
         transport = FakeTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         protocol.data_received(handshake())
+        protocol.handshake_complete = True  # (the app would accept it; this one never reads)
         one = frame(b'{"action":"ping"}')
         flood = one * (size // len(one))
         protocol.data_received(flood)
         parsed_now = protocol.queue.qsize()
-        assert parsed_now <= PARSE_SLICE // len(one) + 2  # (the connect event, a cut frame)
+        assert parsed_now <= PARSE_FRAMES + 1  # (and the connect event)
         assert transport.paused  # the rest waits in the kernel, not here
-        for _ in range(size // PARSE_SLICE + 2):
+        for _ in range(size // len(one) // PARSE_FRAMES + 2):
             await asyncio.sleep(0)
         assert protocol.queue.qsize() >= size // len(one)  # all of it, a slice per turn
         protocol.connection_lost(None)
@@ -202,3 +203,13 @@ def test_a_flood_is_parsed_a_slice_per_loop_turn(size: int) -> None:
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_a_slice_ends_on_a_frame_boundary_or_cuts_a_large_frame() -> None:
+    small = frame(b"x" * 10)  # 2 + 4 + 10 bytes
+    assert slice_end(small * 3) == len(small) * 3
+    assert slice_end(small * (PARSE_FRAMES + 5)) == len(small) * PARSE_FRAMES
+    assert slice_end(small * 2 + small[:5]) == len(small) * 2  # the cut one waits for more
+    assert slice_end(small[:5]) == 5  # nothing whole: the parser takes what there is
+    big = bytes((0x81, 0x80 | 127)) + (200_000).to_bytes(8, "big") + b"\0" * 4 + b"x" * 200_000
+    assert slice_end(big) == 64 * 1024  # a frame larger than a slice: in pieces

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from seedmmo.core.audience import Party, Viewer
 
@@ -21,18 +21,19 @@ M = TypeVar("M")  # an encoded message (the server's: text and its WebSocket fra
 @dataclass(frozen=True, slots=True)
 class Delivery(Generic[M]):
     """One propagated event, as the fan-out needs it: who receives it on their own game
-    connections, which observer topics it appears on, and its two encoded views (each encoded
-    on first use, and only if someone gets it). The rule that fills it in is the core's
-    (:mod:`seedmmo.core.audience`): the fan-out only applies it."""
+    connections, which observer topics it appears on, and its two views, encoded on first use
+    (and only if someone gets one). The rule that decides is the core's
+    (:mod:`seedmmo.core.audience`), handed over as functions of the event: the fan-out only
+    applies it, and builds no closure per event."""
 
     offset: int
     game_ids: tuple[str, ...] | None  # the games it is for; None: every game but `source`
     source: str
-    receives: Callable[[Party], bool]  # whether a game connection of that party gets it
     topics: tuple[str, ...]
-    sees_data: Callable[[Viewer], bool]  # whether an observer gets the full view
-    full: Callable[[], M]
-    redacted: Callable[[], M]
+    event: Any  # what the functions below are asked about (opaque to the fan-out)
+    receives: Callable[[Any, Party], bool]  # whether a game connection of that party gets it
+    sees_data: Callable[[Any, Viewer], bool]  # whether an observer gets the full view
+    encode: Callable[[Any, bool], M]  # the event's view, encoded (True: redacted)
 
 
 class Fanout(Protocol[M]):

@@ -47,7 +47,7 @@ from seedmmo.core.npc import NpcRunner
 from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
 from seedmmo.core.realm import Realm, RealmSpec, RealmState
 from seedmmo.core.registry import RealmRegistry
-from seedmmo.core.router import SelectorCache, check_route, resolve_selector, unicast_audience
+from seedmmo.core.router import SelectorCache, check_route, resolve_selector
 from seedmmo.core.stat7 import format_timestamp
 from seedmmo.core.travel import Travel, TravelRequest
 from seedmmo.core.travel_desk import TravelDesk
@@ -315,7 +315,7 @@ class Multiverse:
     def publish(self, request: PublishRequest) -> CrossGameEvent | EarlierPublish:
         """Accept an event for the next control tick; 404 for an unknown source or target. A
         request whose idempotency key names an earlier event returns that one instead."""
-        check_route(request, self.registry)
+        source, target_realm = check_route(request, self.registry)
         digest = b""
         if request.idempotency_key is not None:
             earlier, digest = self.publish_keys.earlier(request)
@@ -323,9 +323,7 @@ class Multiverse:
                 return earlier
         now = self._clock()
         counters = self.counters
-        source = self.registry.get(request.source_game_id)
         event_id = "evt_" + uuid.UUID(int=self._rng.getrandbits(128), version=4).hex
-        target = request.target_game_id
         event = CrossGameEvent(
             event_id=event_id,
             offset=counters.next_offset,
@@ -339,7 +337,7 @@ class Multiverse:
             accepted_tick=self.tick + 1,
             timestamp=iso_micro(now),
             created_at=format_timestamp(now),
-            audience=None if target is None else unicast_audience(target, self.registry),
+            audience=None if target_realm is None else target_realm.as_target,
             source_incarnation=source.incarnation,
             address_secret=self._address_secret if request.visibility == "private" else None,
             idempotency_key=request.idempotency_key,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from seedmmo.core.audience import Audience
 from seedmmo.core.events import PublishRequest
+from seedmmo.core.realm import Realm
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.selector import Selector
 from seedmmo.errors import NotFound
@@ -18,13 +19,18 @@ from seedmmo.errors import NotFound
 __all__ = ["SelectorCache", "check_route", "resolve_selector", "unicast_audience"]
 
 
-def check_route(request: PublishRequest, registry: RealmRegistry) -> None:
-    """Refuse a publish whose source or unicast target is not registered (404)."""
-    registry.get(request.source_game_id)
-    if request.target_game_id is not None and request.target_game_id not in registry:
+def check_route(request: PublishRequest, registry: RealmRegistry) -> tuple[Realm, Realm | None]:
+    """The source and the unicast target (None for the others) of a publish; 404 for either
+    not registered."""
+    source = registry.get(request.source_game_id)
+    if request.target_game_id is None:
+        return source, None
+    target = registry.find(request.target_game_id)
+    if target is None:
         raise NotFound(
             f"target game {request.target_game_id!r} is not registered", code="unknown_target"
         )
+    return source, target
 
 
 def unicast_audience(target_game_id: str, registry: RealmRegistry) -> Audience:

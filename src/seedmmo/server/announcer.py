@@ -9,6 +9,7 @@ It also keeps the counts /metrics shows of what happened (NPC actions, travel tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from seedmmo.bus import Delivery, Fanout
@@ -32,7 +33,13 @@ from seedmmo.core.travel import TravelState
 from seedmmo.server.fastpath import Outgoing
 from seedmmo.server.wire import message, outgoing
 
-__all__ = ["CLOSE_UNREGISTERED", "TRAVEL_MESSAGES", "Announcer", "delivery_of"]
+__all__ = [
+    "CLOSE_UNREGISTERED",
+    "TRAVEL_MESSAGES",
+    "Announcer",
+    "delivery_of",
+    "encode_event",
+]
 
 CLOSE_UNREGISTERED: Final = 4001
 
@@ -45,20 +52,26 @@ TRAVEL_MESSAGES: Final = {
 
 
 def delivery_of(event: CrossGameEvent) -> Delivery[Outgoing]:
-    """What the fan-out needs of a propagated event: the core's rule, bound to it."""
+    """What the fan-out needs of a propagated event, with the core's rule."""
     audience = event.audience
     assert audience is not None, "only propagated events are delivered"
     source = event.source_game_id
+    game_ids = audience.game_ids
+    topics = ("events", f"realm:{source}", *(f"realm:{g}" for g in game_ids))
     return Delivery(
         offset=event.offset,
-        game_ids=None if audience.kind == "broadcast" else audience.game_ids,
+        game_ids=None if audience.kind == "broadcast" else game_ids,
         source=source,
-        receives=lambda party: receives(event, party),
-        topics=("events", f"realm:{source}", *(f"realm:{g}" for g in audience.game_ids)),
-        sees_data=lambda viewer: sees_data(event, viewer),
-        full=lambda: outgoing(event.to_dict()),
-        redacted=lambda: outgoing(event.to_dict(redact=True)),
+        topics=topics,
+        event=event,
+        receives=receives,
+        sees_data=sees_data,
+        encode=encode_event,
     )
+
+
+def encode_event(event: CrossGameEvent, redact: bool) -> Outgoing:
+    return outgoing(event.to_dict(redact=redact))
 
 
 class Announcer:
@@ -67,39 +80,52 @@ class Announcer:
         self._fanout = fanout
         self.npc_actions = 0  # for /metrics
         self.travel_transitions: dict[str, int] = {}  # travel state entered -> count
+        self._by_type: dict[type, Callable[[Any], None]] = {
+            TickCompleted: self._tick_completed,
+            NpcActed: self._npc_acted,
+            EntitySpawned: self._entity_news,
+            EntityChanged: self._entity_news,
+            EntityRemoved: self._entity_news,
+            TravelChanged: self._entity_news,
+            GameRegistered: self._registered,
+            GameUnregistered: self._unregistered,
+            RealmStateChanged: self._state_changed,
+        }
 
     def announce(self, effect: Effect) -> None:
-        fanout = self._fanout
-        if isinstance(effect, TickCompleted):
-            for event in effect.events:
-                fanout.deliver(delivery_of(event))
-            # control_tick_complete goes out from the runtime, which knows the elapsed time
-        elif isinstance(effect, NpcActed):
-            self._npc_acted(effect)
-        elif isinstance(effect, EntitySpawned | EntityChanged | EntityRemoved | TravelChanged):
-            self._entity_news(effect)
-        elif isinstance(effect, GameRegistered):
-            realm = effect.realm
-            text = outgoing(message("game_registered", realm=self._multiverse.realm_dict(realm)))
-            fanout.to_topics(("realms", f"realm:{realm.game_id}"), text)
-        elif isinstance(effect, GameUnregistered):
-            game_id = effect.realm.game_id
-            fanout.to_topics(
-                ("realms", f"realm:{game_id}"),
-                outgoing(message("game_unregistered", game_id=game_id)),
+        handler = self._by_type.get(type(effect))
+        if handler is not None:  # (an accepted event is told at its tick, not now)
+            handler(effect)
+
+    def _tick_completed(self, effect: TickCompleted) -> None:
+        deliver = self._fanout.deliver
+        for event in effect.events:
+            deliver(delivery_of(event))
+        # control_tick_complete goes out from the runtime, which knows the elapsed time
+
+    def _registered(self, effect: GameRegistered) -> None:
+        realm = effect.realm
+        text = outgoing(message("game_registered", realm=self._multiverse.realm_dict(realm)))
+        self._fanout.to_topics(("realms", f"realm:{realm.game_id}"), text)
+
+    def _unregistered(self, effect: GameUnregistered) -> None:
+        game_id = effect.realm.game_id
+        self._fanout.to_topics(
+            ("realms", f"realm:{game_id}"), outgoing(message("game_unregistered", game_id=game_id))
+        )
+        self._fanout.disconnect_game(game_id, CLOSE_UNREGISTERED, "game unregistered")
+
+    def _state_changed(self, effect: RealmStateChanged) -> None:
+        text = outgoing(
+            message(
+                "realm_state_changed",
+                game_id=effect.realm.game_id,
+                previous=effect.previous.value,
+                state=effect.current.value,
+                control_tick=effect.tick,
             )
-            fanout.disconnect_game(game_id, CLOSE_UNREGISTERED, "game unregistered")
-        elif isinstance(effect, RealmStateChanged):
-            text = outgoing(
-                message(
-                    "realm_state_changed",
-                    game_id=effect.realm.game_id,
-                    previous=effect.previous.value,
-                    state=effect.current.value,
-                    control_tick=effect.tick,
-                )
-            )
-            fanout.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
+        )
+        self._fanout.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
 
     def tick(self, report: TickReport, elapsed_ms: float) -> None:
         text = outgoing(

@@ -184,6 +184,7 @@ class Hub:
         """Fan out one propagated event. Each view of it is encoded once, and only if someone
         receives it; a connection whose replay covers the event is left to its replay."""
         games = self._games
+        event = delivery.event
         receives = delivery.receives
         recipients: dict[Connection, bool] = {}  # connection -> sees the data
         candidates = (
@@ -194,13 +195,16 @@ class Hub:
         for game_id in candidates:
             for conn in games[game_id]:
                 party = conn.principal.party
-                if party is not None and receives(party):
+                if party is not None and receives(event, party):
                     recipients[conn] = True
         sees_data = delivery.sees_data
+        topics = self._topics
         for topic in delivery.topics:
-            for conn in self._topics.get(topic, ()):
+            for conn in topics.get(topic, ()):
                 if conn not in recipients:
-                    recipients[conn] = sees_data(conn.principal)
+                    recipients[conn] = sees_data(event, conn.principal)
+        if not recipients:
+            return
         full: Outgoing | None = None
         redacted: Outgoing | None = None
         offset = delivery.offset
@@ -208,10 +212,10 @@ class Hub:
             if offset <= conn.replay_until:
                 continue
             if sees:
-                full = full or delivery.full()
+                full = full or delivery.encode(event, False)
                 self._offer(conn, full)
             else:
-                redacted = redacted or delivery.redacted()
+                redacted = redacted or delivery.encode(event, True)
                 self._offer(conn, redacted)
 
     def disconnect_game(self, game_id: str, code: int, reason: str) -> None:

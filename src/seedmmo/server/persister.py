@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Final
+from typing import Any, Final
 
 from seedmmo.core.effects import (
     Effect,
@@ -64,41 +64,62 @@ class Persister:
         self._key_digest = key_digest  # a realm's game-key hash (the credentials keep it)
         self._dirty_realms: set[str] = set()  # their counters moved since the last write
         self._dirty_entities: set[str] = set()  # NPCs that acted since the last write
+        # one handler per kind of effect (a dict, not a chain of isinstance: every publish
+        # and every NPC action comes through here)
+        self._by_type: dict[type, Callable[[Any, list[Change]], None]] = {
+            EventAccepted: self._event,
+            TickCompleted: self._tick,
+            NpcActed: self._npc_acted,
+            EntitySpawned: self._entity,
+            EntityChanged: self._entity,
+            TravelChanged: self._entity,
+            EntityRemoved: self._entity_removed,
+            GameRegistered: self._registered,
+            GameUnregistered: self._unregistered,
+            RealmStateChanged: self._state_changed,
+        }
 
     def changes(self, effect: Effect, out: list[Change]) -> None:
         """Append to `out` what `effect` must write."""
-        if isinstance(effect, EventAccepted):
-            event = effect.event
-            self._log.append(event)
-            key = None
-            if event.idempotency_key is not None and effect.key_digest is not None:
-                key = EventKey(
-                    event.source_game_id, event.idempotency_key, effect.key_digest, event.offset
-                )
-            out.append(AppendEvent(event.offset, event_to_record(event), key))
-            self._dirty_realms.add(event.source_game_id)
-        elif isinstance(effect, TickCompleted):
-            self._tick(effect, out)
-        elif isinstance(effect, NpcActed):
-            self._dirty_entities.add(effect.entity.id)
-        elif isinstance(effect, EntitySpawned | EntityChanged | TravelChanged):
-            entity = effect.entity
-            if entity.id in self._multiverse.entities:  # (a travel may have ended it)
-                out.append(PutEntity(entity.id, entity.realm, entity_to_record(entity)))
-                self._dirty_entities.discard(entity.id)
-        elif isinstance(effect, EntityRemoved):
-            out.append(DeleteEntity(effect.entity.id))
-            self._dirty_entities.discard(effect.entity.id)
-        elif isinstance(effect, GameRegistered):
-            realm = effect.realm
-            out.append(
-                PutRealm(realm.game_id, realm_to_record(realm), self._key_digest(realm.game_id))
+        self._by_type[type(effect)](effect, out)
+
+    def _event(self, effect: EventAccepted, out: list[Change]) -> None:
+        event = effect.event
+        self._log.append(event)
+        key = None
+        if event.idempotency_key is not None and effect.key_digest is not None:
+            key = EventKey(
+                event.source_game_id, event.idempotency_key, effect.key_digest, event.offset
             )
-            out.append(self.counters())
-        elif isinstance(effect, GameUnregistered):
-            out.append(DeleteRealm(effect.realm.game_id))
-        elif isinstance(effect, RealmStateChanged):
-            out.append(PutRealm(effect.realm.game_id, realm_to_record(effect.realm)))
+        out.append(AppendEvent(event.offset, event_to_record(event), key))
+        self._dirty_realms.add(event.source_game_id)
+
+    def _npc_acted(self, effect: NpcActed, out: list[Change]) -> None:
+        self._dirty_entities.add(effect.entity.id)
+
+    def _entity(
+        self, effect: EntitySpawned | EntityChanged | TravelChanged, out: list[Change]
+    ) -> None:
+        entity = effect.entity
+        if entity.id in self._multiverse.entities:  # (a travel may have ended it)
+            out.append(PutEntity(entity.id, entity.realm, entity_to_record(entity)))
+            self._dirty_entities.discard(entity.id)
+
+    def _entity_removed(self, effect: EntityRemoved, out: list[Change]) -> None:
+        out.append(DeleteEntity(effect.entity.id))
+        self._dirty_entities.discard(effect.entity.id)
+
+    def _registered(self, effect: GameRegistered, out: list[Change]) -> None:
+        realm = effect.realm
+        digest = self._key_digest(realm.game_id)
+        out.append(PutRealm(realm.game_id, realm_to_record(realm), digest))
+        out.append(self.counters())
+
+    def _unregistered(self, effect: GameUnregistered, out: list[Change]) -> None:
+        out.append(DeleteRealm(effect.realm.game_id))
+
+    def _state_changed(self, effect: RealmStateChanged, out: list[Change]) -> None:
+        out.append(PutRealm(effect.realm.game_id, realm_to_record(effect.realm)))
 
     def _tick(self, effect: TickCompleted, out: list[Change]) -> None:
         for event in effect.events:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.lifecycle import LifecyclePolicy
@@ -28,6 +30,8 @@ from seedmmo.store import Change, PutMeta, Store, StoredEvent, TieredEventLog
 __all__ = ["ColdReader", "Restoration", "restore"]
 
 log = logging.getLogger("seedmmo.server.restore")
+
+YIELD_EVERY: Final = 16  # events a reader decodes before it lets the loop have the GIL
 
 
 class ColdReader:
@@ -49,7 +53,14 @@ class ColdReader:
         )
 
     def read(self, after: int, limit: int) -> list[CrossGameEvent]:
-        return [self.event_of(stored) for stored in self._store.read_events(after, limit)]
+        out = []
+        for index, stored in enumerate(self._store.read_events(after, limit)):
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                # hand the GIL to the loop now and then: decoding is Python work, and the
+                # loop (the tick) must not wait the interpreter's whole switch interval
+                time.sleep(0)
+            out.append(self.event_of(stored))
+        return out
 
     async def read_async(self, after: int, limit: int) -> list[CrossGameEvent]:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.read, after, limit)

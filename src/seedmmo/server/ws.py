@@ -38,7 +38,7 @@ __all__ = ["CLOSE_GOING_AWAY", "replay", "websocket_endpoint"]
 
 log = logging.getLogger("seedmmo.server.ws")
 
-FAIR_SHARE: Final = 8  # messages one connection handles before the loop serves the others
+FAIR_SHARE: Final = 32  # messages one connection handles before the loop serves the others
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_TOO_BIG: Final = 1009
 CLOSE_POLICY: Final = 1008
