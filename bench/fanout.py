@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ctypes
+import ctypes.util
 import itertools
 import json
 import multiprocessing
@@ -29,6 +31,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -215,6 +218,14 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def die_with_parent() -> None:
+    """Popen's preexec_fn: the kernel kills the server when the bench ends, however it ends
+    (an interrupted bench left servers ticking that skewed later runs)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def start_server(tick_ms: float, data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
     command = [
         sys.executable,
@@ -236,6 +247,7 @@ def start_server(tick_ms: float, data_dir: str) -> tuple[subprocess.Popen[bytes]
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(os.environ, SEEDMMO_ADMIN_TOKEN="bench"),
+        preexec_fn=die_with_parent,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 30

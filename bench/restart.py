@@ -17,6 +17,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fanout import die_with_parent
 from seedmmo.store import AppendEvent, Change, MarkTick, PutMeta, SqliteStore
 
 
@@ -59,6 +62,7 @@ def time_to_healthy(data_dir: Path) -> float:
         stderr=subprocess.STDOUT,
         text=True,
         env=dict(os.environ, SEEDMMO_ADMIN_TOKEN="bench"),
+        preexec_fn=die_with_parent,
     )
     try:
         assert proc.stdout is not None

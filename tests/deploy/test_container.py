@@ -17,6 +17,8 @@ import pytest
 import yaml
 from jsonschema import Draft201909Validator
 
+from ..children import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_URL = "http://127.0.0.1:8000/api/health"
 
@@ -117,7 +119,12 @@ def test_the_images_commands_work_in_a_clean_venv(tmp_path: Path) -> None:
     cmd[cmd.index("--data-dir") + 1] = str(tmp_path / "data")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDMMO_")}
     server = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        preexec_fn=die_with_parent,
     )
     try:
         assert server.stdout is not None

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from ..children import die_with_parent
+
 PORT_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 ADMIN = "e2e-admin-token"
 
@@ -37,6 +39,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=die_with_parent,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []

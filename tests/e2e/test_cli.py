@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ..children import die_with_parent
 from .server_process import ADMIN, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +53,7 @@ def test_register_publish_tail_status_unregister(server: ServerProcess) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "SEEDMMO_URL": url},
+        preexec_fn=die_with_parent,
     )
     try:
         assert tail.stderr is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ..children import die_with_parent
 from .server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +25,7 @@ def start(script: str, key: str, url: str, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=die_with_parent,
     )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seedmmo.store import (
     AppendEvent,
@@ -212,3 +215,59 @@ def test_sqlite_reports_the_real_cause_of_a_full_disk(tmp_path: Path) -> None:
         assert len(store.read_events(0, 100)) == 49
     finally:
         store.close()
+
+
+ENTITY_IDS = ["e1", "e2", "e3"]
+entity_change = st.one_of(
+    st.builds(
+        PutEntity,
+        st.sampled_from(ENTITY_IDS),
+        st.sampled_from(["a", "b"]),
+        st.fixed_dictionaries({"n": st.integers(0, 9)}),
+    ),
+    st.builds(DeleteEntity, st.sampled_from(ENTITY_IDS)),
+    st.builds(PutMeta, st.sampled_from(["m1", "m2"]), st.integers(0, 9)),
+    st.just("event"),  # an appended event, numbered when the batch is written
+)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@settings(max_examples=60, deadline=None)
+@given(batches=st.lists(st.lists(entity_change, max_size=8), max_size=6))
+def test_batches_leave_what_applying_each_change_in_order_leaves(
+    kind: str, batches: list[list[Any]]
+) -> None:
+    """Whatever a store does with a batch (SQLite sends runs of one kind together), reading it
+    back gives what applying every change one by one, in order, gives."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        store: Store = MemoryStore() if kind == "memory" else SqliteStore(Path(data_dir))
+        entities: dict[str, dict[str, Any]] = {}
+        meta: dict[str, Any] = {}
+        offsets: list[int] = []
+        for batch in batches:
+            changes: list[Any] = []
+            for change in batch:
+                if change == "event":
+                    offsets.append(len(offsets) + 1)
+                    changes.append(event(offsets[-1], EventKey("g", f"k{offsets[-1]}", b"d", 0)))
+                elif isinstance(change, PutEntity):
+                    entities[change.entity_id] = change.doc
+                    changes.append(change)
+                elif isinstance(change, DeleteEntity):
+                    entities.pop(change.entity_id, None)
+                    changes.append(change)
+                else:
+                    meta[change.key] = change.value
+                    changes.append(change)
+            store.write(changes)
+        if kind == "sqlite":
+            store.close()
+            store = SqliteStore(Path(data_dir))
+        try:
+            snapshot = store.load(retain=100)
+        finally:
+            store.close()
+        assert sorted(snapshot.entities, key=str) == sorted(entities.values(), key=str)
+        assert snapshot.meta == meta
+        assert [stored.offset for stored in snapshot.events] == offsets
+        assert [key.key for key in snapshot.event_keys] == [f"k{o}" for o in offsets]
