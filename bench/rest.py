@@ -57,7 +57,7 @@ def wrk(url: str, seconds: float, script: str | None) -> tuple[float, str, int]:
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed: {out.stderr or out.stdout}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out.stdout)
+    p99 = re.search(r"^\s*99%\s+(\S+)", out.stdout, re.MULTILINE)  # (not "71.99%" of a stdev)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     return rate, p99.group(1) if p99 else "?", int(errors.group(1)) if errors else 0
 

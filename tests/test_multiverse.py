@@ -374,3 +374,12 @@ def test_offsets_strictly_increase_across_ticks(universe: Multiverse) -> None:
         offsets += [publish(universe, "tavern").offset for _ in range(3)]
         universe.control_tick()
     assert offsets == list(range(1, 16))
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_event_ids_are_what_uuid4_makes_of_the_same_bits(bits: int) -> None:
+    import uuid
+
+    from seedmmo.core.multiverse import uuid4_hex
+
+    assert uuid4_hex(bits) == uuid.UUID(int=bits, version=4).hex

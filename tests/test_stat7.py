@@ -304,3 +304,24 @@ def test_timestamp_formats_agree_with_strftime(moment: datetime) -> None:
     seconds = f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
     assert iso_micro(moment) == f"{seconds}.{u.microsecond:06d}Z"
     assert format_timestamp(moment) == f"{seconds}.{u.microsecond // 1000:03d}Z"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.lists(st.integers(-3_000_000, 3_000_000), max_size=20),
+)
+def test_timestamps_of_nearby_moments_each_have_their_own_second(
+    start: datetime, steps_us: list[int]
+) -> None:
+    """The second's text is kept between calls: moments a few microseconds or seconds apart,
+    in any order, must still each be written with their own second."""
+    from seedmmo.core.multiverse import iso_micro
+    from seedmmo.core.stat7 import format_timestamp
+
+    for step in steps_us:
+        moment = start + timedelta(microseconds=step)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        assert iso_micro(moment) == f"{expected}.{moment.microsecond:06d}Z"
+        assert format_timestamp(moment) == f"{expected}.{moment.microsecond // 1000:03d}Z"

@@ -8,8 +8,7 @@ cluster's would carry the announcements between nodes and hand them to each node
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from seedmmo.core.audience import Party, Viewer
 
@@ -18,13 +17,13 @@ __all__ = ["Delivery", "Fanout"]
 M = TypeVar("M")  # an encoded message (the server's: text and its WebSocket frame)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery(Generic[M]):
+class Delivery(NamedTuple, Generic[M]):
     """One propagated event, as the fan-out needs it: who receives it on their own game
     connections, which observer topics it appears on, and its two views, encoded on first use
     (and only if someone gets one). The rule that decides is the core's
     (:mod:`seedmmo.core.audience`), handed over as functions of the event: the fan-out only
-    applies it, and builds no closure per event."""
+    applies it, and builds no closure per event. (A named tuple: one is made per event, and
+    a frozen dataclass took three times as long to make.)"""
 
     offset: int
     game_ids: tuple[str, ...] | None  # the games it is for; None: every game but `source`

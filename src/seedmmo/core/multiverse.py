@@ -18,10 +18,9 @@ a tick with no deadline due costs nothing per realm.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from seedmmo.core.audience import Audience
@@ -48,7 +47,7 @@ from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
 from seedmmo.core.realm import Realm, RealmSpec, RealmState
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.router import SelectorCache, check_route, resolve_selector
-from seedmmo.core.stat7 import format_timestamp
+from seedmmo.core.stat7 import format_timestamp, format_timestamp_micro
 from seedmmo.core.travel import Travel, TravelRequest
 from seedmmo.core.travel_desk import TravelDesk
 from seedmmo.errors import Conflict, Forbidden, InvalidField
@@ -73,6 +72,7 @@ __all__ = [
     "TravelChanged",
     "UniverseCounters",
     "iso_micro",
+    "uuid4_hex",
 ]
 
 Clock = Callable[[], datetime]
@@ -80,9 +80,13 @@ Clock = Callable[[], datetime]
 
 def iso_micro(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds, the timestamp of every server event."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    return format_timestamp_micro(moment)
+
+
+def uuid4_hex(bits: int) -> str:
+    """``uuid.UUID(int=bits, version=4).hex`` without building the object (once per event)."""
+    bits = (bits & ~(0xC000 << 48) & ~(0xF000 << 64)) | (0x8000 << 48) | (4 << 76)
+    return f"{bits:032x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,7 @@ class Multiverse:
                 return earlier
         now = self._clock()
         counters = self.counters
-        event_id = "evt_" + uuid.UUID(int=self._rng.getrandbits(128), version=4).hex
+        event_id = "evt_" + uuid4_hex(self._rng.getrandbits(128))
         event = CrossGameEvent(
             event_id=event_id,
             offset=counters.next_offset,

@@ -57,7 +57,10 @@ def delivery_of(event: CrossGameEvent) -> Delivery[Outgoing]:
     assert audience is not None, "only propagated events are delivered"
     source = event.source_game_id
     game_ids = audience.game_ids
-    topics = ("events", f"realm:{source}", *(f"realm:{g}" for g in game_ids))
+    if len(game_ids) == 1:  # (most events: a unicast)
+        topics: tuple[str, ...] = ("events", "realm:" + source, "realm:" + game_ids[0])
+    else:
+        topics = ("events", "realm:" + source, *["realm:" + game_id for game_id in game_ids])
     return Delivery(
         offset=event.offset,
         game_ids=None if audience.kind == "broadcast" else game_ids,
