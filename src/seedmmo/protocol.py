@@ -117,7 +117,8 @@ MESSAGES: Final[Mapping[str, Message]] = {
 
 # The result fields of each action's ``ok`` reply.
 REPLIES: Final[Mapping[str, tuple[str, ...]]] = {
-    "auth": ("role", "game_id"),
+    "auth": ("role", "game_id", "delivered_through"),
+    "ack": ("delivered_through",),
     "subscribe": ("topics",),
     "unsubscribe": ("topics",),
     "register_game": (
@@ -129,7 +130,7 @@ REPLIES: Final[Mapping[str, tuple[str, ...]]] = {
         "ws_endpoint",
         "realm",
     ),
-    "publish_event": ("event_id", "offset", "accepted_tick"),
+    "publish_event": ("event_id", "offset", "accepted_tick", "target_state"),
     "heartbeat": ("state", "control_tick"),
     "spawn_entity": ("entity",),
     "update_entity": ("entity",),

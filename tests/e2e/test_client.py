@@ -203,3 +203,54 @@ def test_a_publisher_over_the_rate_limit_slows_down_and_publishes_each_event_onc
         assert len(page["events"]) == 160
     finally:
         server.stop()
+
+
+def test_a_game_that_was_down_gets_what_was_sent_to_it_once_in_order(tmp_path: Path) -> None:
+    """The game's process is gone while events are sent to it; each time a new client (no
+    local state at all) connects, it gets exactly what it had not handled: after a plain
+    absence, after a server restart, and after the server's kill -9."""
+    port = free_port()
+    data = tmp_path / "data"
+    args = ("--tick-ms", "20", "--no-demo", "--port", str(port))
+    server = ServerProcess(data, *args)
+    seller = server.register("seller")
+    buyer = server.register("buyer")
+    url = f"ws://127.0.0.1:{port}/ws"
+    fast = Backoff(base=0.05, cap=0.5)
+
+    async def a_fresh_process(count: int) -> list[int]:
+        """A new client: it handles `count` events and stops cleanly (confirming them), and
+        nothing else was waiting for it."""
+        # (topic realms: quiet, unlike ticks, so what is queued can be taken to the end)
+        async with connect(url, game_key=buyer, backoff=fast, topics=("realms",)) as game:
+            handled = [e.offset for e in await collect(game, count)]
+            await game.confirm()
+            await game.request("ping")  # answered after anything queued before it
+            assert [item for item in await queued(game) if isinstance(item, Event)] == []
+            return handled
+
+    try:
+        sent = publish_over_rest(server, seller, 5)  # nobody connected: the game is down
+        handled = asyncio.run(a_fresh_process(5))
+        sent += publish_over_rest(server, seller, 5, 5)  # down again; then the server restarts
+        assert server.stop() == 0
+        server = ServerProcess(data, *args)
+        handled += asyncio.run(a_fresh_process(5))
+        sent += publish_over_rest(server, seller, 5, 10)  # acknowledged; then kill -9
+        server.proc.kill()
+        server.stop()
+        server = ServerProcess(data, *args)
+        handled += asyncio.run(a_fresh_process(5))
+        assert handled == sent  # every one, once, in order, across three lives of the game
+    finally:
+        server.stop()
+
+
+async def queued(game: Any) -> list[Any]:
+    """The items already waiting for the application (each taken with a short deadline)."""
+    items = []
+    while True:
+        try:
+            items.append(await game.next(timeout=0.05))
+        except TimeoutError:
+            return items

@@ -208,7 +208,8 @@ def test_publish_and_page_events(client: TestClient) -> None:
     response = client.post("/api/events", json=body, headers=bearer(key1))
     assert response.status_code == 202
     ack = response.json()
-    assert set(ack) == {"event_id", "offset", "accepted_tick"} and ack["offset"] == 1
+    assert set(ack) == {"event_id", "offset", "accepted_tick", "target_state"}
+    assert ack["offset"] == 1 and ack["target_state"] == "registered"
 
     def propagated() -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = client.get("/api/events").json()["events"]

@@ -70,6 +70,7 @@ def test_hot_endpoints_skip_fastapi_and_agree_with_it(
         "event_id",
         "offset",
         "accepted_tick",
+        "target_state",
     }
     routed.clear()
     hot.get("/api/stats")

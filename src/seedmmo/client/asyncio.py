@@ -9,10 +9,14 @@
         async for item in game:        # Tick, Event, EntityNews, RealmNews, Resync, Connected
             ...
 
-It reconnects by itself (with backoff) and resumes from the last event it delivered: each event
-is delivered once, in offset order, across dropped connections and server restarts (see
-:mod:`seedmmo.client.session`, which makes every decision, and :mod:`seedmmo.client.driver`,
-which carries them out; this module only does the I/O). Without a game key it is an observer.
+It reconnects by itself (with backoff) and resumes: a game from the delivery cursor the server
+keeps for it (what was sent to it while it was down, or before this process started, comes
+first), an observer from the last event it delivered. Each event reaches the application once
+per process, in offset order, across dropped connections and server restarts; an event is
+confirmed to the server once the application asks for the next item, so after a crash it comes
+again (at least once). See :mod:`seedmmo.client.session`, which makes every decision, and
+:mod:`seedmmo.client.driver`, which carries them out; this module only does the I/O. Without a
+game key it is an observer.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
-from seedmmo.client.session import Backoff, ClientError, Item, Output, Session
+from seedmmo.client.session import (
+    Backoff,
+    ClientError,
+    ConnectionLost,
+    Item,
+    Output,
+    Session,
+)
 
 __all__ = ["GameClient", "connect"]
 
@@ -87,9 +98,14 @@ class GameClient:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.close()
+        await self.close(handled=exc is None)  # (after an exception the last item may not be)
 
-    async def close(self) -> None:
+    async def close(self, *, handled: bool = True) -> None:
+        """Close; with `handled` (a normal exit) the events taken so far are confirmed first,
+        waiting a moment for the server to store that."""
+        if handled and not self._stopping and self.session.ready:
+            with contextlib.suppress(ClientError, TimeoutError):
+                await self.confirm(timeout=2.0)
         self._stopping = True
         if self._ws is not None:
             await self._ws.close()
@@ -124,6 +140,7 @@ class GameClient:
         return self
 
     async def __anext__(self) -> Item:
+        await self._carry_out(self.session.handled_all())  # asking again: the last one is done
         item = await self._items.get()
         if item is _CLOSED:
             self._items.put_nowait(_CLOSED)  # every later call ends too
@@ -131,7 +148,28 @@ class GameClient:
                 raise self._outputs.fatal
             raise StopAsyncIteration
         result: Item = item
+        self.session.took(result)
         return result
+
+    async def confirm(self, timeout: float = 5.0) -> None:
+        """Confirm that every event taken so far is handled, and wait until the server has
+        stored that (it happens by itself as items are taken; this is for a clean stop)."""
+        await self._carry_out(self.session.handled_all())
+        target = self.session.handled_offset
+        async with asyncio.timeout(timeout):
+            while target is not None and (self.session.confirmed_offset or -1) < target:
+                ref = self.session.ack_in_flight
+                if ref is None:
+                    raise (
+                        ConnectionLost()
+                        if not self.session.ready
+                        else ClientError(
+                            "not_confirmed", f"the server did not take offset {target}"
+                        )
+                    )
+                waiter = _Future()
+                self._outputs.waiters[ref] = waiter
+                await waiter.future
 
     async def next(self, timeout: float | None = None) -> Item:
         """The next item, waiting at most `timeout` seconds (TimeoutError after)."""

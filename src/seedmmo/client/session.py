@@ -1,15 +1,27 @@
 """The client's decisions, without I/O: what to send on connect, what each server message means,
 when to retry. The asyncio and threaded clients only move bytes and time for it.
 
-One connection goes ``welcome -> auth -> subscribe -> ready``. On every (re)connect the session
-authenticates with the game key, then subscribes with ``since`` = the last offset it delivered
-(on the first connect: the offset the welcome announced) and the epoch. The server then replays
-every event after that offset which the game would have received, exactly once, followed by live
-ones. Events that arrive before the subscription is acknowledged are dropped: the replay brings
-them again, in order. An event whose offset is not above the last delivered one is a duplicate
-and is dropped. So across any number of reconnects the application sees each event once, in
-offset order, unless the server says it cannot (``Resync``: the offset is no longer retained or
-the server's epoch changed).
+One connection goes ``welcome -> auth -> subscribe -> ready``.
+
+A **game** authenticates with its key. The server keeps the game's **delivery cursor** (the
+newest offset it has confirmed handling) and, at every authentication, first sends every
+retained event addressed to the game after it, in order, then live ones; the auth reply says
+where the cursor is. So a game that was down, or restarted with no memory at all, gets what was
+sent to it meanwhile. The session confirms by itself: when the application takes the next item,
+the event it took before counts as handled, and an ``ack {offset}`` goes out (one at a time: the
+confirmations of events handled meanwhile are folded into the next). Delivery to the application
+is **at least once** across process restarts (an event handled but not yet confirmed when the
+process died comes again) and **exactly once** within a process: an event whose offset is not
+above the last delivered one is dropped. Events that arrive between the auth reply and the
+subscription's are held and delivered after :class:`Connected`. A game's topics are live only.
+
+An **observer** (no key) subscribes with ``since`` = the last offset it delivered (on the first
+connect: the offset the welcome announced, unless given) and the epoch; the server replays every
+event after it that the observer would have received, then live ones. Events that arrive before
+its subscription is acknowledged are dropped: the replay brings them again, in order.
+
+Either way the application sees each event once, in offset order, unless the server says it
+cannot (``Resync``: the offset is no longer retained or the server's log changed).
 
 Requests (publish, travel, ...) carry a ``ref``; their answers resolve them. A request with an
 ``idempotency_key`` (every publish gets one; a travel when the caller gives one) survives a
@@ -226,6 +238,11 @@ class Session:
         since: int | None = None,
         epoch: str | None = None,
     ) -> None:
+        if game_key is not None and (since is not None or epoch is not None):
+            raise ValueError(
+                "a game resumes from its delivery cursor, which the server keeps: since and "
+                "epoch are for observers (connections without a game key)"
+            )
         self.game_key = game_key  # None: an observer (no auth, public views)
         self.topics = topics
         self.backoff = backoff or Backoff()
@@ -238,6 +255,15 @@ class Session:
         self._pending: dict[str, dict[str, Any]] = {}  # ref -> request, sent and unanswered
         self._waiting: list[dict[str, Any]] = []  # requests made before the connection was ready
         self._held: dict[str, dict[str, Any]] = {}  # rate limited: sent again after a while
+        self._early: list[Output] = []  # a game's events between auth and subscription replies
+        self._resumes_after: int | None = None  # a game's last offset when its auth was answered
+        # delivery confirmations (games): the newest offset handled, the newest the server has
+        # confirmed, the ack in flight, and the newest it refused (not sent again)
+        self._taken: int | None = None  # the event the application has now
+        self.handled_offset: int | None = None
+        self.confirmed_offset: int | None = None
+        self.ack_in_flight: str | None = None
+        self._refused: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -268,6 +294,43 @@ class Session:
         self._waiting.append(message)
         return []
 
+    # ------------------------------------------------------------------ confirmations
+
+    def took(self, item: Item) -> list[Output]:
+        """The application took `item`, so it has handled the one it took before."""
+        outputs = self.handled_all()
+        if isinstance(item, Event):
+            self._taken = item.offset
+        return outputs
+
+    def handled_all(self) -> list[Output]:
+        """Everything the application took is handled (it closes normally, or says so)."""
+        taken, self._taken = self._taken, None
+        if taken is not None and (self.handled_offset is None or taken > self.handled_offset):
+            self.handled_offset = taken
+        return self._confirm()
+
+    def _confirm(self) -> list[Output]:
+        handled = self.handled_offset
+        if self.game_key is None or handled is None or not self.ready or self.ack_in_flight:
+            return []
+        if handled <= max(self.confirmed_offset or -1, self._refused or -1):
+            return []
+        self._refs += 1
+        self.ack_in_flight = ref = f"a{self._refs}"
+        return [Send({"action": "ack", "offset": handled, "ref": ref})]
+
+    def _ack_answered(self, kind: str, fields: dict[str, Any], raw: dict[str, Any]) -> list[Output]:
+        ref = self.ack_in_flight
+        assert ref is not None
+        self.ack_in_flight = None
+        if kind == "error":  # (an offset the server does not have yet, after its restart)
+            self._refused = self.handled_offset
+            return [Resolve(ref, error=error_of(fields)), *self._confirm()]
+        self.confirmed_offset = raw.get("delivered_through", self.handled_offset)
+        result = {k: v for k, v in raw.items() if k not in RESULT_ENVELOPE}
+        return [Resolve(ref, result=result), *self._confirm()]
+
     def heartbeat(self) -> list[Output]:
         """A heartbeat to send now (the connection itself also counts as one)."""
         return [Send({"action": "heartbeat"})] if self.ready else []
@@ -282,6 +345,10 @@ class Session:
         requests."""
         self.phase = "closed"
         outputs: list[Output] = []
+        self._early.clear()  # (the next authentication replays them)
+        if self.ack_in_flight is not None:
+            outputs.append(Resolve(self.ack_in_flight, error=ConnectionLost()))
+            self.ack_in_flight = None  # sent again once the next connection is ready
         resend = []
         for ref, message in self._pending.items():
             if "idempotency_key" in message:
@@ -320,6 +387,8 @@ class Session:
             )
         ):
             return self._handshake(kind, fields)
+        if ref is not None and ref == self.ack_in_flight and kind in ("ok", "error"):
+            return self._ack_answered(kind, fields, msg)
         if isinstance(ref, str) and ref in self._pending:
             message = self._pending.pop(ref)
             if kind == "error":
@@ -349,19 +418,33 @@ class Session:
         if kind == "resync_required":
             self.last_offset = fields["offset"]
             self.epoch = fields["epoch"]
-            return [Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"], msg))]
+            resync = Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"], msg))
+            if self.game_key is not None and self.phase == "subscribe":
+                self._early.append(resync)  # (in order with the replay that follows it)
+                return []
+            return [resync]
         return []
 
     def _welcome(self, msg: dict[str, Any]) -> list[Output]:
+        outputs: list[Output] = []
+        if self.game_key is not None and self.epoch not in (None, msg["epoch"]):
+            # the server's log is another one (its store was replaced): offsets start over, and
+            # the cursor the server has is the one that counts
+            reason = f"the server's log changed (epoch {self.epoch!r} -> {msg['epoch']!r})"
+            resync = Resync(reason, msg["epoch"], msg["offset"], msg)
+            outputs.append(Deliver(resync))
+            self.last_offset = self.handled_offset = self.confirmed_offset = None
+            self._taken = self._refused = None
+            self.epoch = msg["epoch"]
         if self.epoch is None:  # the first connect: this server's log is the one we follow
             self.epoch = msg["epoch"]
-        if self.last_offset is None:
-            self.last_offset = msg["offset"]  # from now on: everything after the welcome
-        if self.game_key is None:  # an observer: straight to the subscription
-            self.phase = "auth"
-            return self._handshake("ok", {"game_id": None})
         self.phase = "auth"
-        return [Send({"action": "auth", "token": self.game_key, "ref": "auth"})]
+        if self.game_key is None:  # an observer: straight to the subscription
+            if self.last_offset is None:
+                self.last_offset = msg["offset"]  # from now on: everything after the welcome
+            return outputs + self._handshake("ok", {"game_id": None})
+        outputs.append(Send({"action": "auth", "token": self.game_key, "ref": "auth"}))
+        return outputs
 
     def _handshake(self, kind: str, msg: dict[str, Any]) -> list[Output]:
         if kind == "error":
@@ -369,29 +452,40 @@ class Session:
         if self.phase == "auth":
             self.game_id = msg.get("game_id")
             self.phase = "subscribe"
-            subscribe = {
+            subscribe: dict[str, Any] = {
                 "action": "subscribe",
                 "ref": "subscribe",
                 "topics": list(self.topics),
-                "since": self.last_offset,
-                "epoch": self.epoch,
             }
+            if self.game_key is None:
+                subscribe.update(since=self.last_offset, epoch=self.epoch)
+            else:  # what it missed comes from its cursor, which the server now replays
+                cursor = msg.get("delivered_through")
+                if self.last_offset is None and isinstance(cursor, int):
+                    self.last_offset = cursor
+                if self.confirmed_offset is None and isinstance(cursor, int):
+                    self.confirmed_offset = cursor
+            self._resumes_after = self.last_offset  # (before the replay moves it)
             return [Send(subscribe)]
         self.phase = "ready"
         self.backoff.reset()
         self.connections += 1
+        resumes_after = self.last_offset if self.game_key is None else self._resumes_after
         outputs: list[Output] = [
-            Deliver(Connected(self.connections > 1, self.epoch or "", self.last_offset or 0))
+            Deliver(Connected(self.connections > 1, self.epoch or "", resumes_after or 0))
         ]
+        outputs += self._early
+        self._early.clear()
         for message in self._waiting:
             self._pending[message["ref"]] = message
             outputs.append(Send(message))
         self._waiting.clear()
-        return outputs
+        return outputs + self._confirm()
 
     def _event(self, msg: dict[str, Any], raw: dict[str, Any]) -> list[Output]:
         offset = msg["offset"]
-        if not self.ready:
+        early = self.game_key is not None and self.phase == "subscribe"
+        if not self.ready and not early:
             return []  # before the subscription: the replay brings it again, in order
         if self.last_offset is not None and offset <= self.last_offset:
             return []  # already delivered
@@ -406,6 +500,9 @@ class Session:
             control_tick_id=msg["control_tick_id"],
             raw=raw,
         )
+        if early:  # (a game's replay begins right after the auth reply)
+            self._early.append(Deliver(event))
+            return []
         return [Deliver(event)]
 
 

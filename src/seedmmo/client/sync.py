@@ -23,7 +23,14 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
-from seedmmo.client.session import Backoff, ClientError, Item, Output, Session
+from seedmmo.client.session import (
+    Backoff,
+    ClientError,
+    ConnectionLost,
+    Item,
+    Output,
+    Session,
+)
 
 __all__ = ["SyncGameClient"]
 
@@ -74,7 +81,7 @@ class SyncGameClient:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self.close(handled=exc is None)  # (after an exception the last item may not be)
 
     def start(self) -> None:
         """Connect; returns once ready (raises the reason if it cannot be)."""
@@ -84,7 +91,12 @@ class SyncGameClient:
         if self._outputs.fatal is not None:
             raise self._outputs.fatal
 
-    def close(self) -> None:
+    def close(self, *, handled: bool = True) -> None:
+        """Close; with `handled` (a normal exit) the events taken so far are confirmed first,
+        waiting a moment for the server to store that."""
+        if handled and not self._stop.is_set() and self.session.ready:
+            with contextlib.suppress(ClientError, TimeoutError):
+                self.confirm(timeout=2.0)
         self._stop.set()
         with self._lock:
             ws = self._ws
@@ -111,12 +123,39 @@ class SyncGameClient:
 
     def next(self, timeout: float | None = None) -> Item:
         """The next item (queue.Empty after `timeout` seconds; the fatal error once closed)."""
+        with self._lock:  # asking again: the last one is handled
+            self._carry_out(self.session.handled_all())
         item = self._items.get(timeout=timeout)
         if item is _CLOSED:
             self._items.put(_CLOSED)
             raise self._outputs.fatal or EOFError("the client is closed")
         result: Item = item
+        with self._lock:
+            self.session.took(result)
         return result
+
+    def confirm(self, timeout: float = 5.0) -> None:
+        """Confirm that every event taken so far is handled, and wait until the server has
+        stored that (it happens by itself as items are taken; this is for a clean stop)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._carry_out(self.session.handled_all())
+            target = self.session.handled_offset
+        while True:
+            with self._lock:
+                if target is None or (self.session.confirmed_offset or -1) >= target:
+                    return
+                ref = self.session.ack_in_flight
+                if ref is None:
+                    if not self.session.ready:
+                        raise ConnectionLost()
+                    raise ClientError("not_confirmed", f"the server did not take offset {target}")
+                waiter = _Waiter()
+                self._outputs.waiters[ref] = waiter
+            if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"offset {target} not confirmed within {timeout} s")
+            if waiter.error is not None:
+                raise waiter.error
 
     def request(self, action: str, **fields: Any) -> dict[str, Any]:
         """Send an action and return the server's ``ok`` reply (ClientError if refused)."""

@@ -14,6 +14,7 @@ from seedmmo.core.realm import Realm, RealmState
 from seedmmo.core.travel import Travel
 
 __all__ = [
+    "DeliveryConfirmed",
     "Effect",
     "EntityChanged",
     "EntityRemoved",
@@ -52,6 +53,13 @@ class GameRegistered:
 
 @dataclass(frozen=True, slots=True)
 class GameUnregistered:
+    realm: Realm
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryConfirmed:
+    """A game confirmed handling what was addressed to it up to ``realm.delivered_through``."""
+
     realm: Realm
 
 
@@ -128,6 +136,7 @@ Effect = (
     GameRegistered
     | GameUnregistered
     | RealmStateChanged
+    | DeliveryConfirmed
     | EntitySpawned
     | EntityChanged
     | EntityRemoved

@@ -26,6 +26,7 @@ from typing import Any
 from seedmmo.core.audience import Audience
 from seedmmo.core.behaviour import Behaviour
 from seedmmo.core.effects import (
+    DeliveryConfirmed,
     Effect,
     EntityChanged,
     EntityRemoved,
@@ -53,6 +54,7 @@ from seedmmo.core.travel_desk import TravelDesk
 from seedmmo.errors import Conflict, Forbidden, InvalidField
 
 __all__ = [
+    "DeliveryConfirmed",
     "EarlierPublish",
     "Effect",
     "EntityChanged",
@@ -190,6 +192,7 @@ class Multiverse:
             hosted=hosted,
             broadcasts_so_far=self.counters.broadcasts_propagated,
             incarnation=self.counters.total_games_registered + 1,
+            delivered_through=self.propagated_offset,  # nothing before is addressed to it
         )
         self.registry.add(realm)
         self.counters.total_games_registered += 1
@@ -306,6 +309,22 @@ class Multiverse:
         """A sign of life from a game: online now, and the missed-heartbeat deadline moves."""
         realm = self.registry.get(game_id)
         self.lifecycle.heartbeat(realm, self.tick, iso_micro(self._clock()))
+        return realm
+
+    def confirm_delivery(self, game_id: str, offset: Any) -> Realm:
+        """Game `game_id` has handled what was addressed to it up to `offset`: its delivery
+        cursor moves there (never back: an older confirmation changes nothing). 422 for an
+        offset not yet propagated (nothing after it can have been delivered)."""
+        if type(offset) is not int or offset < 0:
+            raise InvalidField("offset", "must be an integer offset >= 0")
+        if offset > self.propagated_offset:
+            raise InvalidField(
+                "offset", f"is beyond the newest propagated offset {self.propagated_offset}"
+            )
+        realm = self.registry.get(game_id)
+        if offset > realm.delivered_through:
+            realm.delivered_through = offset
+            self._emit(DeliveryConfirmed(realm))
         return realm
 
     def _check_behaviour(self, behaviour: Behaviour | None, where: str) -> None:

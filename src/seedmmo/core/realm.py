@@ -197,6 +197,9 @@ class Realm:
     # which registration this is: grows with every registration in the universe, so a game that
     # registers again under an old id is a new party (seedmmo.core.audience)
     incarnation: int = 0
+    # the newest offset this game has confirmed handling: a connection of the game is first
+    # sent what is addressed to it after this offset (seedmmo.core.multiverse.confirm_delivery)
+    delivered_through: int = 0
     _as_target: Audience | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -222,6 +225,7 @@ class Realm:
         hosted: bool,
         broadcasts_so_far: int,
         incarnation: int = 0,
+        delivered_through: int = 0,
     ) -> Realm:
         coordinate = spec.coordinate
         stat7 = spec.stat7 or spec.default_stat7()
@@ -251,6 +255,7 @@ class Realm:
             state_since_tick=tick,
             broadcasts_seen_at_registration=broadcasts_so_far,
             incarnation=incarnation,
+            delivered_through=delivered_through,
         )
 
     def events_received(self, broadcasts_total: int) -> int:

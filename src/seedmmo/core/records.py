@@ -49,6 +49,7 @@ def realm_to_record(realm: Realm) -> dict[str, Any]:
         "own_broadcasts_propagated": realm.own_broadcasts_propagated,
         "broadcasts_seen_at_registration": realm.broadcasts_seen_at_registration,
         "incarnation": realm.incarnation,
+        "delivered_through": realm.delivered_through,
     }
 
 
@@ -72,6 +73,9 @@ def realm_from_record(doc: dict[str, Any]) -> Realm:
         own_broadcasts_propagated=doc["own_broadcasts_propagated"],
         broadcasts_seen_at_registration=doc["broadcasts_seen_at_registration"],
         incarnation=doc.get("incarnation", 0),  # realms stored before incarnations: 0
+        # stored before delivery cursors: everything retained that is addressed to it is sent
+        # again once (at least once rather than lost)
+        delivered_through=doc.get("delivered_through", 0),
     )
 
 

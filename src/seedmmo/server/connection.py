@@ -73,10 +73,13 @@ def next_mode(mode: Mode, event: str) -> Mode:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """A queue marker: send the retained events in (after, until] this connection may see."""
+    """A queue marker: send the retained events in (after, until] this connection may see
+    (with `own_only`, only those addressed to its game: the replay from a game's delivery
+    cursor, whatever topics it has)."""
 
     after: int
     until: int
+    own_only: bool = False
 
 
 @dataclass(eq=False, slots=True)

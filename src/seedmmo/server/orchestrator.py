@@ -188,6 +188,15 @@ class Orchestrator:
         reply = {"state": realm.state.value, "control_tick": self.multiverse.tick}
         return Acked(lambda: reply, self._carry_out(want_ack=True))
 
+    def confirm_delivery(self, offset: Any, principal: Principal) -> Acked[dict[str, Any]]:
+        """A game has handled what was addressed to it up to `offset` (its cursor, durable
+        before the answer)."""
+        game_id = principal.require_game()
+        self._require_writable()
+        realm = self.multiverse.confirm_delivery(game_id, offset)
+        reply = {"delivered_through": realm.delivered_through}
+        return Acked(lambda: reply, self._carry_out(want_ack=True))
+
     def publish(self, body: Any, principal: Principal) -> Acked[dict[str, Any]]:
         """Accept an event; the answer (event_id, offset, accepted_tick) once it is durable."""
         source = principal.require_game()  # 401/403 before anything else
@@ -208,10 +217,16 @@ class Orchestrator:
         return Acked(lambda: self._ack(event), durable)
 
     def _ack(self, event: CrossGameEvent) -> dict[str, Any]:
+        target = event.target_game_id
+        realm = None if target is None else self.multiverse.registry.find(target)
+        state = None if target is None else "unregistered" if realm is None else realm.state.value
         return {
             "event_id": event.event_id,
             "offset": event.offset,
             "accepted_tick": self.multiverse.acknowledge(event),
+            # a unicast's target as it is now: "offline" says it will get the event when it
+            # is back (from its delivery cursor); None for broadcasts and selectors
+            "target_state": state,
         }
 
     def _ack_of(self, offset: int) -> dict[str, Any]:

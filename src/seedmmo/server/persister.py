@@ -6,7 +6,7 @@ committer. Accepted events also enter the event log's memory tier here. What is 
 
 - at once, with the command that caused it (and acknowledged only once written): events,
   registrations with their key hash, unregistrations, entities created, changed, removed or
-  travelling, realm state changes;
+  travelling, realm state changes, delivery confirmations (a game's cursor);
 - at tick boundaries: the tick mark and the audiences the tick fixed (with each tick that
   propagated events), the realms whose counters moved and the universe counters (then, or
   every 10 ticks), the NPCs that acted (every 10 ticks: an action is acknowledged to nobody).
@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import Any, Final
 
 from seedmmo.core.effects import (
+    DeliveryConfirmed,
     Effect,
     EntityChanged,
     EntityRemoved,
@@ -77,6 +78,7 @@ class Persister:
             GameRegistered: self._registered,
             GameUnregistered: self._unregistered,
             RealmStateChanged: self._state_changed,
+            DeliveryConfirmed: self._state_changed,
         }
 
     def changes(self, effect: Effect, out: list[Change]) -> None:
@@ -118,7 +120,9 @@ class Persister:
     def _unregistered(self, effect: GameUnregistered, out: list[Change]) -> None:
         out.append(DeleteRealm(effect.realm.game_id))
 
-    def _state_changed(self, effect: RealmStateChanged, out: list[Change]) -> None:
+    def _state_changed(
+        self, effect: RealmStateChanged | DeliveryConfirmed, out: list[Change]
+    ) -> None:
         out.append(PutRealm(effect.realm.game_id, realm_to_record(effect.realm)))
 
     def _tick(self, effect: TickCompleted, out: list[Change]) -> None:

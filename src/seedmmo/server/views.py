@@ -84,6 +84,14 @@ class Views:
     def propagated_offset(self) -> int:
         return self._o.multiverse.propagated_offset
 
+    @property
+    def first_retained_offset(self) -> int:
+        return self._o.log.first_offset
+
+    def delivered_through(self, game_id: str) -> int:
+        """The game's delivery cursor (what it has confirmed handling)."""
+        return self._o.multiverse.registry.get(game_id).delivered_through
+
     def check_resume(self, offset: int, epoch: str | None) -> None:
         """ReplayGap unless every retained event after `offset` can be replayed."""
         self._o.log.check_resume(offset, epoch)

@@ -128,13 +128,19 @@ async def replay(
             try:
                 page = await views.read_after(cursor, min(REPLAY_PAGE, span.until - cursor))
             except ReplayGap as gap:  # retention overtook a slow replay
-                resync = outgoing(resync_message(parts, str(gap), None))
+                if not span.own_only:  # an observer starts over from live
+                    resync = outgoing(resync_message(parts, str(gap), None))
+                    await conn.send(resync, send_text, patience)
+                    return
+                # a game's replay from its cursor goes on with what is still retained
+                cursor = views.first_retained_offset - 1
+                resync = outgoing(resync_message(parts, str(gap), None, cursor))
                 await conn.send(resync, send_text, patience)
-                return
+                continue
             if not page:
                 return
             for event in page:
-                view = replay_view(event, conn.principal, conn.topics)
+                view = replay_view(event, conn.principal, () if span.own_only else conn.topics)
                 if view is not None:
                     text = outgoing(event.to_dict(redact=view == "redacted"))
                     await conn.send(text, send_text, patience)

@@ -71,11 +71,13 @@ def body_of(msg: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in msg.items() if k not in ("action", "ref")}
 
 
-def resync_message(parts: Parts, reason: str, ref: Any) -> dict[str, Any]:
+def resync_message(
+    parts: Parts, reason: str, ref: Any, offset: int | None = None
+) -> dict[str, Any]:
+    """Events after `offset` follow (by default: the newest propagated, live ones only)."""
     views = parts.views
-    return message(
-        "resync_required", reason=reason, epoch=views.epoch, offset=views.propagated_offset, ref=ref
-    )
+    after = views.propagated_offset if offset is None else offset
+    return message("resync_required", reason=reason, epoch=views.epoch, offset=after, ref=ref)
 
 
 def answer_when_durable(
@@ -107,15 +109,49 @@ def act_ping(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, A
     return message("pong", control_tick=parts.views.tick)
 
 
-def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    """Authenticate; a game is then sent, before anything live, every retained event addressed
+    to it after its delivery cursor (what it missed while away, whether or not it remembers)."""
     token = msg.get("token")
     if not isinstance(token, str) or not token:
         raise InvalidField("token", "must be a non-empty string")
     principal = parts.orchestrator.authenticate(token)
-    parts.hub.set_principal(conn, principal)
-    if principal.role is Role.GAME and principal.game_id is not None:
-        parts.orchestrator.heartbeat(principal.game_id)  # answered by this reply: it is small
-    return message("ok", action="auth", role=principal.role.value, game_id=principal.game_id)
+    hub = parts.hub
+    hub.set_principal(conn, principal)
+    game_id = principal.game_id if principal.role is Role.GAME else None
+    cursor = None
+    if game_id is not None:
+        parts.orchestrator.heartbeat(game_id)  # answered by this reply: it is small
+        cursor = parts.views.delivered_through(game_id)
+    reply = message(
+        "ok",
+        action="auth",
+        role=principal.role.value,
+        game_id=principal.game_id,
+        delivered_through=cursor,
+        ref=msg.get("ref"),
+    )
+    hub.to_connection(conn, outgoing(reply))
+    if cursor is not None:
+        replay_missed(conn, parts, cursor, msg.get("ref"))
+
+
+def replay_missed(conn: Connection, parts: Parts, cursor: int, ref: Any) -> None:
+    """Queue the replay of what is addressed to the game after `cursor`; events that are no
+    longer retained are told as ``resync_required`` first, and the rest still replayed."""
+    views = parts.views
+    until = views.propagated_offset
+    if cursor >= until:
+        return
+    after = cursor
+    try:
+        views.check_resume(cursor, None)
+    except ReplayGap as gap:
+        after = views.first_retained_offset - 1
+        parts.hub.to_connection(conn, outgoing(resync_message(parts, str(gap), ref, after)))
+    conn.replay_until = max(conn.replay_until, until)
+    if after < until:
+        conn.hold(Replay(after, until, own_only=True))
 
 
 def check_topics(value: Any, parts: Parts) -> list[str]:
@@ -204,6 +240,12 @@ def act_register_game(msg: dict[str, Any], conn: Connection, parts: Parts) -> No
     answer_when_durable(acked, conn, parts, msg.get("ref"), ok("register_game"))
 
 
+def act_ack(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    """``ack {offset}``: this game has handled what was addressed to it up to `offset`."""
+    acked = parts.orchestrator.confirm_delivery(msg.get("offset"), conn.principal)
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("ack"))
+
+
 def act_publish_event(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
     acked = parts.orchestrator.publish(msg.get("event", body_of(msg)), conn.principal)
     answer_when_durable(acked, conn, parts, msg.get("ref"), ok("publish_event"))
@@ -267,6 +309,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "universe_state": act_universe_state,
     "register_game": act_register_game,
     "publish_event": act_publish_event,
+    "ack": act_ack,
     "heartbeat": act_heartbeat,
     "spawn_entity": act_spawn_entity,
     "update_entity": act_update_entity,
