@@ -152,6 +152,9 @@ class Multiverse:
         self._outbox: list[Effect] = []
         self.lifecycle = Lifecycle(self.registry, self.policy, self._emit)
         self.propagated_offset = 0  # the newest offset a control tick has propagated
+        # hosted realms (the server's own, like the demo) that were unregistered: whoever sets
+        # them up at start leaves these out, so unregistering one sticks
+        self.retired_hosted: set[str] = set()
 
     # ------------------------------------------------------------------ reading
 
@@ -203,6 +206,8 @@ class Multiverse:
         """Remove a realm and the entities in it. Entities in transit from it travel on; those
         travelling to it return when their arrival tick finds it gone."""
         realm = self.registry.remove(game_id)
+        if realm.hosted:
+            self.retired_hosted.add(game_id)
         self.lifecycle.forget(game_id)
         for entity in self.entities.in_realm(game_id):
             self.travels.forget(entity)
@@ -453,6 +458,7 @@ class Multiverse:
             self.registry.add(realm)
             self.lifecycle.watch(realm, self.tick)
         self.publish_keys.restore(restored.publish_keys)
+        self.retired_hosted.update(restored.retired_hosted)
         entities = restored.entities
         numbered = sorted((e for e in entities if e.seq), key=lambda e: e.seq)
         if numbered:
@@ -491,5 +497,6 @@ class Restored:
     entities: list[Entity] = field(default_factory=list)
     events: list[CrossGameEvent] = field(default_factory=list)  # retained, oldest first
     publish_keys: list[tuple[str, str, bytes, int]] = field(default_factory=list)
+    retired_hosted: list[str] = field(default_factory=list)
     last_offset: int = 0  # the newest offset stored
     last_tick_mark: int = 0  # the newest tick that propagated events

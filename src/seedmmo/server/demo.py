@@ -67,11 +67,14 @@ DEMO_REALMS: Final[list[dict[str, Any]]] = [
 
 def install_demo(orchestrator: Orchestrator, views: Views) -> list[Acked[Any]]:
     """Register the demo realms (hosted: always online) and give each its NPCs, which act on
-    the shared clock with the behaviour preset of their role. Returns the acknowledgements to
-    wait for."""
+    the shared clock with the behaviour preset of their role. A demo realm the admin
+    unregistered stays unregistered (its NPCs that were elsewhere stay where they are). Returns
+    the acknowledgements to wait for."""
     acks: list[Acked[Any]] = []
     for demo in DEMO_REALMS:
         realm = demo["realm"]
+        if views.is_retired(realm["game_id"]):
+            continue
         restored = views.has_realm(realm["game_id"])
         if not restored:
             acks.append(orchestrator.register_game(realm, hosted=True))

@@ -119,6 +119,9 @@ class Persister:
 
     def _unregistered(self, effect: GameUnregistered, out: list[Change]) -> None:
         out.append(DeleteRealm(effect.realm.game_id))
+        if effect.realm.hosted:  # (so the start does not bring it back)
+            retired = sorted(self._multiverse.retired_hosted)
+            out.append(PutMeta("retired_hosted", retired))
 
     def _state_changed(
         self, effect: RealmStateChanged | DeliveryConfirmed, out: list[Change]

@@ -115,7 +115,11 @@ def restore(
         quotas=settings.quotas(),
         address_secret=address_secret,
     )
-    restored = Restored(last_offset=snapshot.last_offset, last_tick_mark=snapshot.last_tick_mark)
+    restored = Restored(
+        last_offset=snapshot.last_offset,
+        last_tick_mark=snapshot.last_tick_mark,
+        retired_hosted=[str(game_id) for game_id in meta.get("retired_hosted", [])],
+    )
     for doc, digest in snapshot.realms:
         realm = realm_from_record(doc)
         restored.realms.append(realm)

@@ -100,6 +100,10 @@ class Views:
         """Retained events after `offset` (those on disk read off the loop)."""
         return await self._o.log.read_after(offset, limit)
 
+    def is_retired(self, game_id: str) -> bool:
+        """A hosted realm (a demo one) that was unregistered: it is not set up again."""
+        return game_id in self._o.multiverse.retired_hosted
+
     def has_realm(self, game_id: str) -> bool:
         return game_id in self._o.multiverse.registry
 
