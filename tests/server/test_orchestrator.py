@@ -4,6 +4,7 @@ without sockets, ticks run by hand, a clock that moves only when told. No HTTP, 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from seedmmo.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from seedmmo.server.auth import ADMIN, PUBLIC, Principal, Role
 from seedmmo.server.connection import Connection
 from seedmmo.server.parts import Parts, assemble
+from seedmmo.server.runtime import SUMMARY_EVERY_S
 from seedmmo.server.settings import Settings
 from seedmmo.store import AppendEvent, MarkTick, MemoryStore, PutRealm, SetAudience
 
 from ..conftest import ManualClock
 
 TOKEN = "unit-admin"
+SUMMARY_EVERY_S_TICKS = int(SUMMARY_EVERY_S * 10)  # ticks of 0.1 s in a summary period
 
 
 class RecordingStore(MemoryStore):
@@ -186,5 +189,53 @@ def test_heartbeats_are_counted_in_ticks_of_the_manual_clock() -> None:
         for _ in range(unhealthy_after):
             orchestrator.control_tick()
         assert parts.views.realm("a")["state"] == "unhealthy"
+
+    run(scenario)
+
+
+def test_the_periodic_log_summarises_every_tick_of_its_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ten seconds of ticks, one event every tenth tick: the summary counts them all (it used to
+    report the one tick it was printed at, nearly always 0)."""
+
+    async def scenario(parts: Parts, store: RecordingStore, clock: ManualClock) -> None:
+        source = await register(parts, "source")
+        await register(parts, "target")
+        loop = parts.tick_loop
+        caplog.set_level(logging.INFO, logger="seedmmo.server.runtime")
+        loop.run_tick(0.0)  # a first summary (of this tick); the next is due 10 s later
+        caplog.clear()
+        per_s = 10
+        for n in range(1, SUMMARY_EVERY_S_TICKS + 1):  # 10 s of ticks of 0.1 s
+            if n % 10 == 0:
+                await parts.orchestrator.publish(
+                    {"event_type": "x", "target_game_id": "target"}, source
+                ).wait()
+            loop.run_tick(n / per_s)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().lstrip().startswith("[")]
+        assert len(lines) == 4, lines  # one summary, of the seed's four bracketed lines
+        assert lines[0].startswith("[TICK] CONTROL-TICK ") and "ticks since the last" in lines[0]
+        assert lines[1] == "  [OK] Synced 2 games"
+        assert lines[0].endswith(f"({SUMMARY_EVERY_S_TICKS} ticks since the last summary: 2-101)")
+        assert (
+            lines[2] == f"  [NET] Propagated 10 cross-game events in {SUMMARY_EVERY_S_TICKS} ticks"
+        )
+        assert lines[3].startswith("  [TIME] Control-tick took ") and "max" in lines[3]
+
+    run(scenario)
+
+
+def test_with_log_ticks_every_tick_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(parts: Parts, store: RecordingStore, clock: ManualClock) -> None:
+        parts.tick_loop.log_ticks = True
+        caplog.set_level(logging.INFO, logger="seedmmo.server.runtime")
+        for n in range(3):
+            parts.tick_loop.run_tick(n / 10)
+        messages = [r.getMessage() for r in caplog.records]
+        starts = [m for m in messages if "Starting..." in m]
+        assert starts == [f"[TICK] CONTROL-TICK {n} Starting..." for n in (1, 2, 3)]
+        assert messages.count("  [NET] Propagated 0 cross-game events") == 3
+        assert not any("since the last summary" in m for m in messages)  # (no summary besides)
 
     run(scenario)

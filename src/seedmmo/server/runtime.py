@@ -27,7 +27,7 @@ from seedmmo.server.metrics import Metrics
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.tickstats import TickStats
 
-__all__ = ["SingleNode", "TickLoop", "TickRole"]
+__all__ = ["PeriodSummary", "SingleNode", "TickLoop", "TickRole"]
 
 log = logging.getLogger("seedmmo.server.runtime")
 
@@ -42,6 +42,35 @@ class TickRole(Protocol):
     def may_tick(self, now: float) -> bool:
         """Asked at each deadline, `now` on the loop's monotonic clock (seconds)."""
         ...
+
+
+class PeriodSummary:
+    """What the ticks of one summary period did, for the periodic log lines (one tick of ten
+    seconds' worth says little: most ticks propagate nothing even when events flow)."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.events = 0
+        self.durations_ms: list[float] = []
+
+    def add(self, events: int, elapsed_ms: float) -> None:
+        self.ticks += 1
+        self.events += events
+        self.durations_ms.append(elapsed_ms)
+
+    def lines(self, tick_id: int, games_synced: int) -> list[str]:
+        """The seed's four bracketed lines, about the whole period."""
+        durations = sorted(self.durations_ms)
+        p50 = durations[len(durations) // 2] if durations else 0.0
+        high = durations[-1] if durations else 0.0
+        first = tick_id - self.ticks + 1
+        return [
+            f"[TICK] CONTROL-TICK {tick_id} ({self.ticks} ticks since the last summary: "
+            f"{first}-{tick_id})",
+            f"  [OK] Synced {games_synced} games",
+            f"  [NET] Propagated {self.events} cross-game events in {self.ticks} ticks",
+            f"  [TIME] Control-tick took {p50:.2f}ms (p50; max {high:.2f}ms)",
+        ]
 
 
 class SingleNode:
@@ -77,6 +106,7 @@ class TickLoop:
         self._next_late_warning = 0.0
         self._missed_since_warning = 0
         self._next_overrun_warning = 0.0
+        self._period = PeriodSummary()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.run(), name="seedmmo-tick")
@@ -140,9 +170,8 @@ class TickLoop:
         woke = time.perf_counter()  # finer than loop.time(), which uvloop keeps in whole ms
         period_ms = None if self._last_start is None else (woke - self._last_start) * 1e3
         self._last_start = woke
-        verbose = self.log_ticks or now >= self._next_summary
         tick_id = orchestrator.tick + 1
-        if verbose:
+        if self.log_ticks:
             log.info("[TICK] CONTROL-TICK %d Starting...", tick_id)
         began = time.perf_counter()
         if now >= self._next_keepalive:
@@ -164,10 +193,15 @@ class TickLoop:
                     elapsed_ms,
                     stats.overruns,
                 )
-        if verbose:
-            if now >= self._next_summary:
-                self._next_summary = now + SUMMARY_EVERY_S
-                orchestrator.enforce_retention()
+        self._period.add(report.events_propagated, elapsed_ms)
+        if self.log_ticks:  # every tick, as the seed's report shows them
             log.info("  [OK] Synced %d games", report.games_synced)
             log.info("  [NET] Propagated %d cross-game events", report.events_propagated)
             log.info("  [TIME] Control-tick took %.2fms", elapsed_ms)
+        if now >= self._next_summary:
+            self._next_summary = now + SUMMARY_EVERY_S
+            orchestrator.enforce_retention()
+            if not self.log_ticks:
+                for line in self._period.lines(report.control_tick_id, report.games_synced):
+                    log.info("%s", line)
+            self._period = PeriodSummary()
