@@ -12,8 +12,10 @@ VENDOR = ROOT / "src" / "seedmmo" / "web" / "vendor"
 def test_vendored_files_match_the_lockfile() -> None:
     lock = json.loads((ROOT / "web-src" / "package-lock.json").read_text())
     versions = json.loads((VENDOR / "VERSIONS.json").read_text())
-    for name in ("three", "uplot"):
+    for name in ("three", "uplot", "swagger-ui-dist"):
         assert lock["packages"][f"node_modules/{name}"]["version"] == versions[name], name
+    bundle = (VENDOR / "swagger-ui-bundle.js").read_text()
+    assert "SwaggerUIBundle" in bundle and (VENDOR / "swagger-ui.css").stat().st_size > 10_000
     assert (
         f"REVISION = '{versions['three'].split('.')[1]}'" in (VENDOR / "three.core.js").read_text()
     )

@@ -22,8 +22,20 @@ copyFileSync(from("three", "LICENSE"), join(out, "LICENSE.three.txt"));
 copyFileSync(from("uplot", "dist", "uPlot.esm.js"), join(out, "uPlot.esm.js"));
 copyFileSync(from("uplot", "dist", "uPlot.min.css"), join(out, "uPlot.min.css"));
 copyFileSync(from("uplot", "LICENSE"), join(out, "LICENSE.uplot.txt"));
+// Swagger UI for /docs: the bundle and its stylesheet (the page that starts it is ours: the
+// package's swagger-initializer.js points at a petstore, and inline scripts are not allowed)
+copyFileSync(from("swagger-ui-dist", "swagger-ui-bundle.js"), join(out, "swagger-ui-bundle.js"));
+copyFileSync(from("swagger-ui-dist", "swagger-ui.css"), join(out, "swagger-ui.css"));
+copyFileSync(from("swagger-ui-dist", "LICENSE"), join(out, "LICENSE.swagger-ui.txt"));
 writeFileSync(
   join(out, "VERSIONS.json"),
-  JSON.stringify({ three: version("three"), uplot: version("uplot") }, null, 2) + "\n",
+  JSON.stringify(
+    { three: version("three"), uplot: version("uplot"), "swagger-ui-dist": version("swagger-ui-dist") },
+    null,
+    2,
+  ) + "\n",
 );
-console.log(`vendored three ${version("three")} and uPlot ${version("uplot")} into ${out}`);
+console.log(
+  `vendored three ${version("three")}, uPlot ${version("uplot")} and Swagger UI ` +
+    `${version("swagger-ui-dist")} into ${out}`,
+);

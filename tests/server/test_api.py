@@ -335,3 +335,19 @@ def test_admin_token_generated_once_with_mode_0600(tmp_path: Path) -> None:
         body = {"game_id": "g", "realm_id": "R", "developer_name": "D"}
         assert client.post("/api/games", json=body, headers=bearer(token)).status_code == 201
     assert token_file.read_text().strip() == token
+
+
+def test_api_index_and_docs_are_served(client: TestClient) -> None:
+    index = client.get("/api")
+    assert index.status_code == 200 and client.get("/api/").json() == index.json()
+    body = index.json()
+    assert body["docs"] == "/docs" and body["openapi"] == "/openapi.json"
+    listed = {(e["method"], e["path"]) for e in body["endpoints"]}
+    assert {("POST", "/api/events"), ("GET", "/api/health"), ("GET", "/api")} <= listed
+    documented = client.get("/openapi.json").json()["paths"]
+    assert listed == {(m.upper(), p) for p, ops in documented.items() for m in ops}
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/vendor/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text and "https://" not in docs.text
+    assert client.get("/vendor/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404  # (FastAPI's would load from a CDN)

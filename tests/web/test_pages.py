@@ -82,7 +82,7 @@ def test_dashboard_is_live_and_its_admin_actions_work(
     unregister.click()
     expect(realms).not_to_contain_text(XSS_NAME, timeout=REACT_MS)
 
-    watched.screenshot("dashboard-1280x720")
+    watched.screenshot("dashboard-1280x800")
     page.set_viewport_size(PHONE)
     fits = f"() => document.documentElement.scrollWidth <= {PHONE['width'] + 1}"
     try:  # the charts follow the new width once their resize observer has run
@@ -183,7 +183,7 @@ def test_map_draws_realms_npcs_events_and_travel(watched: Watched, server: Serve
     expect(details).to_contain_text("The Golden Dragon Tavern")
     expect(details).to_contain_text("address")
     expect(page.locator("#hud-fps")).to_have_text(re.compile(r"^\d+$"))
-    watched.screenshot("map-1280x720")
+    watched.screenshot("map-1280x800")
     watched.screenshot("map-phone", viewport=PHONE)
 
 
@@ -229,7 +229,7 @@ def test_entity_viewer_filters_details_and_live_updates(
     assert created.status_code == 201
     expect(rows).to_contain_text(XSS_NAME, timeout=REACT_MS)
     assert page.locator("#rows img").count() == 0
-    watched.screenshot("viewer-1280x720")
+    watched.screenshot("viewer-1280x800")
     watched.screenshot("viewer-phone", viewport=PHONE)
 
 
@@ -241,3 +241,26 @@ def test_pages_load_nothing_from_elsewhere(watched: Watched, path: str) -> None:
     watched.open(path)
     expect(watched.page.locator("#ws-state")).to_have_text("live")
     assert requested and all(url.startswith(watched.base) for url in requested), requested
+
+
+# ----------------------------------------------------------------------------- /docs
+
+
+def test_api_docs_render_the_servers_openapi_from_vendored_files(
+    watched: Watched, server: ServerProcess
+) -> None:
+    """/docs is Swagger UI from the package's own files, on /openapi.json: every request goes
+    to this server, the content-security policy lets it run, and the operations are listed."""
+    requested: list[str] = []
+    watched.page.on("request", lambda request: requested.append(request.url))
+    watched.open("/docs")
+    page = watched.page
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("seedmmo")
+    expect(page.locator(".opblock-summary-path", has_text="/api/events").first).to_be_visible()
+    operations = page.locator(".opblock").count()
+    index = server.http.get("/api").json()
+    assert operations == len(index["endpoints"])  # every endpoint the index lists is there
+    assert all(url.startswith(watched.base) for url in requested), requested
+    assert any(url.endswith("/openapi.json") for url in requested)
+    watched.screenshot("docs-1280x800")
+    watched.screenshot("docs-phone", viewport=PHONE)

@@ -132,6 +132,31 @@ STR = STRING
 # ----------------------------------------------------------------------------- health, stats
 
 
+@router.get("", summary="This index: where the API is described, and every endpoint")
+@router.get("/", include_in_schema=False)
+async def api_index(request: Request) -> Response:
+    return reply(
+        {
+            "name": "seedmmo",
+            "version": request.app.version,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "protocol": "docs/protocol.md in the repository (WebSocket: /ws)",
+            "websocket": "/ws",
+            "endpoints": endpoints_of(request.app),
+        }
+    )
+
+
+def endpoints_of(app: Any) -> list[dict[str, Any]]:
+    """Every endpoint the OpenAPI document describes: method, path and summary."""
+    return [
+        {"method": method.upper(), "path": path, "summary": operation.get("summary")}
+        for path, operations in sorted(app.openapi()["paths"].items())
+        for method, operation in sorted(operations.items())
+    ]
+
+
 @router.get("/health", summary="Liveness and readiness (503 while starting or draining)")
 async def health(request: Request) -> Response:
     status, body = health_reply(views_of(request))

@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         version=__version__,
         description="A multiverse orchestrator: realms, one control tick, cross-game events.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN; ours is vendored
+        redoc_url=None,
     )
     app.state.settings = settings
     app.add_exception_handler(SeedError, on_seed_error)
@@ -186,13 +189,39 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(metrics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_route("/", dashboard, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", api_docs, methods=["GET"], include_in_schema=False)
     app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="pages")
+    app.openapi = lambda: with_bearer_auth(app)  # type: ignore[method-assign]
     return app
+
+
+def with_bearer_auth(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, saying how to authenticate (so /docs has "Authorize" for "Try it
+    out"): a bearer token, optional (reads are public)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The admin token, or a game's key (gk_...).",
+            }
+        }
+        schema["security"] = [{"bearer": []}, {}]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def dashboard() -> FileResponse:
     """``/`` is the admin dashboard, the same page as ``/phase6c_dashboard.html``."""
     return FileResponse(WEB_DIR / "phase6c_dashboard.html")
+
+
+async def api_docs() -> FileResponse:
+    """``/docs``: Swagger UI on ``/openapi.json``, from the vendored bundle."""
+    return FileResponse(WEB_DIR / "api-docs.html")
 
 
 class CountRequests:
