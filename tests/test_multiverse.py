@@ -383,3 +383,72 @@ def test_event_ids_are_what_uuid4_makes_of_the_same_bits(bits: int) -> None:
     from seedmmo.core.multiverse import uuid4_hex
 
     assert uuid4_hex(bits) == uuid.UUID(int=bits, version=4).hex
+
+
+WANDERER = {
+    "actions": [{"name": "looks_around"}],
+    "every_ticks": [1, 1],
+    "journey_chance": 1.0,
+    "journey_ticks": 1,
+}
+
+
+def wandering_universe(*, open_realm: bool) -> tuple[Multiverse, str]:
+    """A hosted realm with an NPC that sets out whenever it acts, and a game's realm beside it
+    in the same cluster (opted in to visitors or not)."""
+    from seedmmo.core.multiverse import Quotas
+
+    mv = Multiverse(clock=ManualClock(), seed=5, quotas=Quotas(npc_min_every_ticks=1))
+    mv.register(realm_body("demo"), hosted=True)
+    mv.register(realm_body("mine", accepts_visitors=open_realm))
+    mv.heartbeat("mine")
+    npc = mv.spawn("demo", {"kind": "npc", "name": "Wanderer", "behaviour": WANDERER})
+    return mv, npc.id
+
+
+def test_wandering_npcs_never_visit_a_realm_that_did_not_opt_in() -> None:
+    mv, npc_id = wandering_universe(open_realm=False)
+    for _ in range(100):
+        mv.heartbeat("mine")
+        mv.control_tick()
+        assert mv.entities.get(npc_id).realm == "demo"  # nowhere it is welcome to go
+    assert mv.entities.owned_by("mine") == 0
+
+
+def test_a_journey_is_a_visit_the_home_keeps_its_npc_and_it_goes_home() -> None:
+    mv, npc_id = wandering_universe(open_realm=True)
+    where = []
+    for _ in range(40):
+        mv.heartbeat("mine")
+        mv.control_tick()
+        npc = mv.entities.get(npc_id)
+        where.append(npc.location)
+        if npc.location == "mine":
+            assert npc.home == "demo" and npc.to_dict()["home"] == "demo"
+            assert mv.entities.owned_by("mine") == 0 and mv.entities.owned_by("demo") == 1
+            with pytest.raises(Forbidden):  # a visitor is not the host's to change
+                mv.update_entity(npc_id, {"name": "Mine now"}, actor="mine")
+            with pytest.raises(Forbidden):
+                mv.request_travel(npc_id, {"to_game_id": "demo"}, actor="mine")
+    assert "mine" in where and where.count("demo") > 1  # it went, and came back home
+    assert where.index("demo", where.index("mine")) > where.index("mine")
+
+
+def test_when_the_host_leaves_its_visitors_go_home_and_a_game_sent_travel_moves_for_good() -> None:
+    mv, npc_id = wandering_universe(open_realm=True)
+    while mv.entities.get(npc_id).location != "mine":
+        mv.heartbeat("mine")
+        mv.control_tick()
+    mv.unregister("mine")
+    npc = mv.entities.get(npc_id)
+    assert (npc.realm, npc.home, npc.travel) == ("demo", None, None)  # home, and still here
+    assert npc.history[-1]["what"] == "sent_home"
+    mv.register(realm_body("mine"))
+    mv.heartbeat("mine")
+    player = mv.spawn("demo", {"kind": "player", "name": "P"})
+    mv.request_travel(player.id, {"to_game_id": "mine"}, durable=True)
+    for _ in range(3):
+        mv.heartbeat("mine")
+        mv.control_tick()
+    moved = mv.entities.get(player.id)
+    assert (moved.realm, moved.owner) == ("mine", "mine")  # asked by a game: it lives there

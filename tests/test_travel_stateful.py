@@ -1,5 +1,6 @@
-"""Travel under any interleaving of requests, ticks, unregistering and realms going offline:
-no entity is lost, duplicated, or in two places at once."""
+"""Travel under any interleaving of requests, ticks, unregistering and realms going offline,
+with wandering NPCs on visits among them: no entity is lost, duplicated, or in two places at
+once; every entity belongs to exactly one realm, and visitors are only where they are welcome."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hypothesis.stateful import (
 
 from seedmmo.core.effects import EntityRemoved
 from seedmmo.core.entity_query import EntityQuery
-from seedmmo.core.multiverse import LifecyclePolicy, Multiverse
+from seedmmo.core.multiverse import LifecyclePolicy, Multiverse, Quotas
 from seedmmo.errors import CallerError
 
 from .conftest import ManualClock, realm_body
@@ -34,6 +35,7 @@ class TravelMachine(RuleBasedStateMachine):
             clock=ManualClock(),
             seed=1,
             policy=LifecyclePolicy(unhealthy_after_ticks=2, offline_after_ticks=2),
+            quotas=Quotas(npc_min_every_ticks=1),  # wanderers that set out every tick or two
         )
         self.alive: set[str] = set()
         self.spawned: set[str] = set()
@@ -42,7 +44,7 @@ class TravelMachine(RuleBasedStateMachine):
         self.unregistered: set[str] = set()
         self.pending: list[str] = []  # travels not confirmed yet
         for i, game in enumerate(GAMES):  # all there to begin with, so travel has somewhere to go
-            self.mv.register(realm_body(game), hosted=i == 0)
+            self.mv.register(realm_body(game, accepts_visitors=i == 2), hosted=i == 0)
             self.mv.heartbeat(game)
             self.alive.add(game)
         self.mv.drain()
@@ -53,10 +55,10 @@ class TravelMachine(RuleBasedStateMachine):
                 assert effect.entity.id not in self.removed, "removed twice"
                 self.removed[effect.entity.id] = effect.reason
 
-    @rule(game=st.sampled_from(GAMES), hosted=st.booleans())
-    def register(self, game: str, hosted: bool) -> None:
+    @rule(game=st.sampled_from(GAMES), hosted=st.booleans(), visitors=st.booleans())
+    def register(self, game: str, hosted: bool, visitors: bool) -> None:
         if game not in self.mv.registry:
-            self.mv.register(realm_body(game), hosted=hosted)
+            self.mv.register(realm_body(game, accepts_visitors=visitors), hosted=hosted)
             self.alive.add(game)
             self.mv.heartbeat(game)
         self._drain()
@@ -77,6 +79,23 @@ class TravelMachine(RuleBasedStateMachine):
         if game not in self.mv.registry:
             return multiple()
         entity = self.mv.spawn(game, {"kind": "player", "name": "p"})
+        self.spawned.add(entity.id)
+        self._drain()
+        return entity.id
+
+    @rule(target=entities, game=st.sampled_from(GAMES))
+    def spawn_wanderer(self, game: str) -> object:
+        """An NPC that sets out on a journey (a visit) whenever it acts."""
+        if game not in self.mv.registry:
+            return multiple()
+        behaviour = {
+            "actions": [{"name": "looks_around"}],
+            "every_ticks": [1, 2],
+            "journey_chance": 1.0,
+            "journey_ticks": 1,
+        }
+        body = {"kind": "npc", "name": "w", "behaviour": behaviour}
+        entity = self.mv.spawn(game, body)
         self.spawned.add(entity.id)
         self._drain()
         return entity.id
@@ -165,6 +184,22 @@ class TravelMachine(RuleBasedStateMachine):
                 assert self.mv.tick < travel.arrives_tick
             elif travel.durable:
                 assert self.mv.tick < travel.departs_tick
+
+    @invariant()
+    def every_entity_belongs_to_one_realm_and_visits_only_where_welcome(self) -> None:
+        if not hasattr(self, "mv"):
+            return
+        registry = self.mv.registry
+        owners: dict[str, int] = {}
+        for entity in self.mv.entities:
+            owners[entity.owner] = owners.get(entity.owner, 0) + 1
+            if entity.home is not None:  # a visitor: its home exists, and its host takes them
+                assert entity.home in registry and entity.home != entity.realm
+                host = registry.find(entity.realm)
+                if host is not None and entity.location is not None:
+                    assert host.accepts_visitors, (entity.id, entity.realm)
+        for game in GAMES:
+            assert self.mv.entities.owned_by(game) == owners.get(game, 0), game
 
     @invariant()
     def the_query_index_agrees_with_the_places(self) -> None:

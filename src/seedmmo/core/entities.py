@@ -154,6 +154,14 @@ class Entity:
     behaviour: Behaviour | None = None
     acts: int = 0  # actions in the current horizon stage
     history: list[dict[str, Any]] = field(default_factory=list)
+    # a visitor's home realm (an NPC's journey is a visit: its home keeps it); None: it lives
+    # where it is (a travel a game asks for moves it for good)
+    home: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """The realm whose entity this is: its home (it counts there, that game may change it)."""
+        return self.home or self.realm
 
     @property
     def location(self) -> str | None:
@@ -184,6 +192,7 @@ class Entity:
             "kind": self.kind,
             "name": self.name,
             "realm": self.realm,
+            "home": self.owner,
             "location": self.location,
             "stat7": self.stat7.to_dict(),
             "stat7_address": self.stat7_address,
@@ -225,7 +234,7 @@ class EntityIndex:
         if entity.id in self._by_id:
             raise Conflict(f"entity {entity.id!r} already exists", code="duplicate_entity")
         self._by_id[entity.id] = entity
-        self._own(entity.realm, 1)
+        self._own(entity.owner, 1)
         self._place(entity.id, entity.location)
         self._columns.add(entity.id, entity.seq, entity.kind, entity.location)
         self._address_and_columns(entity)
@@ -233,7 +242,7 @@ class EntityIndex:
     def remove(self, entity_id: str) -> Entity:
         entity = self.get(entity_id)
         del self._by_id[entity_id]
-        self._own(entity.realm, -1)
+        self._own(entity.owner, -1)
         self._by_address.pop(entity.stat7_address, None)
         self._unplace(entity_id, entity.location)
         self._columns.remove(entity_id)
@@ -246,12 +255,12 @@ class EntityIndex:
 
     def move(self, entity: Entity, apply: Callable[[], None]) -> None:
         """Run `apply()` (which changes where `entity` is) and re-file the entity."""
-        before, owner = entity.location, entity.realm
+        before, owner = entity.location, entity.owner
         apply()
         after = entity.location
-        if entity.realm != owner:
+        if entity.owner != owner:
             self._own(owner, -1)
-            self._own(entity.realm, 1)
+            self._own(entity.owner, 1)
         if before != after:
             self._unplace(entity.id, before)
             self._place(entity.id, after)
@@ -272,7 +281,8 @@ class EntityIndex:
             self._owned.pop(realm, None)
 
     def owned_by(self, realm: str) -> int:
-        """How many entities `realm` owns: those in it and those travelling from it."""
+        """How many entities `realm` owns: those at home in it (not its visitors), those
+        visiting elsewhere, and those travelling from it."""
         return self._owned.get(realm, 0)
 
     def _place(self, entity_id: str, location: str | None) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "OBJECT",
     "STRING",
     "Body",
+    "check_bool",
     "check_id",
     "check_int",
     "check_json_object",
@@ -92,6 +93,12 @@ def check_str(
     for char in forbid:
         if char in value:
             raise InvalidField(field, f"must not contain {char!r}")
+    return value
+
+
+def check_bool(value: Any, field: str) -> bool:
+    if type(value) is not bool:
+        raise InvalidField(field, f"must be true or false; got {type(value).__name__}")
     return value
 
 

@@ -203,18 +203,46 @@ class Multiverse:
         return realm
 
     def unregister(self, game_id: str) -> Realm:
-        """Remove a realm and the entities in it. Entities in transit from it travel on; those
-        travelling to it return when their arrival tick finds it gone."""
+        """Remove a realm and the entities at home in it. Its visitors go home at once; its own
+        entities visiting elsewhere stay there, at home now. Entities in transit from it travel
+        on; those travelling to it return when their arrival tick finds it gone."""
         realm = self.registry.remove(game_id)
         if realm.hosted:
             self.retired_hosted.add(game_id)
         self.lifecycle.forget(game_id)
         for entity in self.entities.in_realm(game_id):
             self.travels.forget(entity)
+            home = entity.home
+            if home is not None and home in self.registry:
+                self._send_home(entity, home)
+                continue
             self.entities.remove(entity.id)
             self._emit(EntityRemoved(entity, "realm_unregistered"))
+        for entity in [e for e in self.entities if e.home == game_id]:
+            self._settle_where_it_is(entity, game_id)
         self._emit(GameUnregistered(realm))
         return realm
+
+    def _settle_where_it_is(self, entity: Entity, lost_home: str) -> None:
+        """A visitor whose home left the universe lives where it is now."""
+
+        def settle() -> None:
+            entity.home = None
+
+        self.entities.move(entity, settle)
+        entity.remember(self.tick, "home_gone", realm=lost_home)
+        self._emit(EntityChanged(entity))
+
+    def _send_home(self, entity: Entity, home: str) -> None:
+        """A visitor whose host left the universe is back home at once (a journey it was
+        about to set out on is off: the travel desk has forgotten it)."""
+
+        def arrive() -> None:
+            entity.realm, entity.home, entity.travel = home, None, None
+
+        self.entities.move(entity, arrive)
+        entity.remember(self.tick, "sent_home", realm=home)
+        self._emit(EntityChanged(entity))
 
     def spawn(self, game_id: str, spec: EntitySpec | Any, *, actor: str | None = None) -> Entity:
         """Place a new NPC or player in realm `game_id` (404 unknown realm, 409 duplicate id).
@@ -256,8 +284,8 @@ class Multiverse:
     def owned_entity(self, entity_id: str, actor: str | None) -> Entity:
         """The entity, if `actor` (None: the admin) may change it: 404, then 403."""
         entity = self.entities.get(entity_id)
-        if actor is not None and entity.realm != actor:
-            raise Forbidden(f"entity {entity_id!r} belongs to {entity.realm!r}", code="not_owner")
+        if actor is not None and entity.owner != actor:
+            raise Forbidden(f"entity {entity_id!r} belongs to {entity.owner!r}", code="not_owner")
         return entity
 
     def update_entity(

@@ -4,9 +4,12 @@ Each such NPC has its next action in a timer wheel (tick -> NPC ids), so a tick 
 NPCs due then, not one look at every NPC. An action is one of three things, drawn from the NPC's
 behaviour with the seeded RNG:
 
-- a journey (with `journey_chance`, if another reachable realm shares the NPC's adjacency
-  cluster): a travel request through the same desk as a game's, durable at once since nobody
-  waits for an acknowledgement; the NPC rests until it has arrived or returned;
+- a journey (with `journey_chance`): a **visit** - the NPC's home stays its realm (it counts
+  there, and only that realm's game or the admin may change it). Away, it goes home; at home,
+  to another reachable realm of its adjacency cluster that accepts visitors (hosted realms do;
+  a game opts in with ``accepts_visitors`` when it registers). A travel request through the
+  same desk as a game's, durable at once since nobody waits for an acknowledgement; the NPC
+  rests until it has arrived or returned;
 - otherwise an action from the table: its mood and last action go into the NPC's state,
   velocity and resonance drift, and every `stage_actions` actions the NPC moves along the
   STAT7 horizon (after crystallization: genesis, one lineage later).
@@ -103,7 +106,7 @@ class NpcRunner:
             if target is not None:
                 self._desk.request(
                     entity,
-                    TravelRequest(target, duration_ticks=behaviour.journey_ticks),
+                    TravelRequest(target, duration_ticks=behaviour.journey_ticks, visit=True),
                     actor=None,
                     tick=tick,
                     durable=True,
@@ -141,13 +144,16 @@ class NpcRunner:
         self._emit(NpcActed(entity, action.name, action.says, tick, stage_changed))
 
     def _journey_target(self, entity: Entity) -> str | None:
-        """A random reachable realm of the cluster the NPC is in, other than its own."""
+        """Home, for a visitor (if it can get there); else a random reachable realm of the
+        cluster the NPC is in that accepts visitors, other than where it is."""
+        if entity.home is not None:
+            return entity.home if reachable(self._registry.find(entity.home)) else None
         here = self._registry.find(entity.realm)
         if here is None:
             return None
         choices = [
             realm.game_id
             for realm in self._registry.filter(adjacency=here.coordinate.adjacency)
-            if realm.game_id != entity.realm and reachable(realm)
+            if realm.game_id != entity.realm and realm.accepts_visitors and reachable(realm)
         ]
         return self._rng.choice(choices) if choices else None

@@ -28,6 +28,7 @@ from seedmmo.core.fields import (
     OBJECT,
     STRING,
     Body,
+    check_bool,
     check_id,
     check_int,
     check_known_fields,
@@ -116,6 +117,7 @@ REGISTRATION_BODY: Final = Body(
         "resonance": STRING,
         "density": {"type": "integer", "minimum": 0},
         "stat7": OBJECT,
+        "accepts_visitors": {"type": "boolean"},
     },
     ("game_id", "realm_id", "developer_name"),
 )
@@ -134,6 +136,8 @@ class RealmSpec:
     resonance: str = "neutral"
     density: int = 0
     stat7: Stat7 | None = None
+    # whether wandering NPCs of other realms (the demo's) may visit; a game opts in
+    accepts_visitors: bool = False
 
     @classmethod
     def from_dict(cls, body: Any) -> RealmSpec:
@@ -155,6 +159,7 @@ class RealmSpec:
             resonance=check_str(obj.get("resonance", "neutral"), "resonance", forbid=":"),
             density=check_int(obj.get("density", 0), "density", high=1_000_000),
             stat7=Stat7.from_dict(obj["stat7"]) if obj.get("stat7") is not None else None,
+            accepts_visitors=check_bool(obj.get("accepts_visitors", False), "accepts_visitors"),
         )
 
     @property
@@ -186,6 +191,7 @@ class Realm:
     stat7: Stat7
     stat7_address: str
     hosted: bool = False
+    accepts_visitors: bool = False  # wandering NPCs of other realms may come (hosted: always)
     state: RealmState = RealmState.REGISTERED
     last_heartbeat_tick: int | None = None
     last_heartbeat_at: str | None = None
@@ -251,6 +257,7 @@ class Realm:
             stat7=stat7,
             stat7_address=address(identity),
             hosted=hosted,
+            accepts_visitors=hosted or spec.accepts_visitors,
             state=RealmState.ONLINE if hosted else RealmState.REGISTERED,
             state_since_tick=tick,
             broadcasts_seen_at_registration=broadcasts_so_far,
@@ -272,6 +279,7 @@ class Realm:
             "registered_at": self.registered_at,
             "state": self.state.value,
             "hosted": self.hosted,
+            "accepts_visitors": self.accepts_visitors,
             "realm_coordinate": self.coordinate.to_dict(),
             "realm_coordinate_key": self.coordinate.key,
             "stat7": self.stat7.to_dict(),

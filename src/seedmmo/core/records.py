@@ -40,6 +40,7 @@ def realm_to_record(realm: Realm) -> dict[str, Any]:
         "stat7": realm.stat7.to_dict(),
         "stat7_address": realm.stat7_address,
         "hosted": realm.hosted,
+        "accepts_visitors": realm.accepts_visitors,
         "state": realm.state.value,
         "last_heartbeat_tick": realm.last_heartbeat_tick,
         "last_heartbeat_at": realm.last_heartbeat_at,
@@ -64,6 +65,7 @@ def realm_from_record(doc: dict[str, Any]) -> Realm:
         stat7=Stat7.from_dict(doc["stat7"]),
         stat7_address=doc["stat7_address"],
         hosted=doc["hosted"],
+        accepts_visitors=doc.get("accepts_visitors", doc["hosted"]),  # (stored before: hosted)
         state=RealmState(doc["state"]),
         last_heartbeat_tick=doc["last_heartbeat_tick"],
         last_heartbeat_at=doc["last_heartbeat_at"],
@@ -102,6 +104,9 @@ def entity_from_record(doc: dict[str, Any]) -> Entity:
         behaviour=None if behaviour is None else Behaviour.from_dict(behaviour),
         acts=doc.get("acts", 0),
         history=list(doc.get("history", [])),
+        # the wire form says where it is at home; kept only for a visitor (stored before
+        # visits: at home where it is)
+        home=None if doc.get("home") in (None, doc["realm"]) else doc["home"],
     )
     entity.stat7_address = doc["stat7_address"]
     return entity

@@ -98,6 +98,7 @@ class TravelRequest:
     to_game_id: str
     idempotency_key: str | None = None
     duration_ticks: int = 1
+    visit: bool = False  # (not in the body: the server's NPCs' journeys only)
 
     @classmethod
     def from_dict(cls, body: Any) -> TravelRequest:
@@ -131,6 +132,7 @@ class Travel:
     idempotency_key: str | None = None
     # Whether the request is in the store: it may not depart before (a restored travel is).
     durable: bool = True
+    visit: bool = False  # an NPC's own journey: its home stays its home
 
     @property
     def active(self) -> bool:
@@ -148,6 +150,7 @@ class Travel:
             "arrives_tick": self.arrives_tick,
             "duration_ticks": self.duration_ticks,
             "idempotency_key": self.idempotency_key,
+            "visit": self.visit,
         }
 
     @classmethod
@@ -163,6 +166,7 @@ class Travel:
             arrives_tick=doc["arrives_tick"],
             duration_ticks=doc.get("duration_ticks", 1),
             idempotency_key=doc.get("idempotency_key"),
+            visit=doc.get("visit", False),
         )
 
     def reply(self) -> dict[str, Any]:

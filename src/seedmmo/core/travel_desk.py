@@ -77,8 +77,8 @@ class TravelDesk:
         earlier = None if key is None else self._keys.get((entity.id, key))
         if earlier is not None and actor is not None and earlier.from_game_id != actor:
             earlier = None  # another game's key: this one must own the entity, as for any
-        if actor is not None and entity.realm != actor and earlier is None:
-            raise Forbidden(f"entity {entity.id!r} belongs to {entity.realm!r}", code="not_owner")
+        if actor is not None and entity.owner != actor and earlier is None:
+            raise Forbidden(f"entity {entity.id!r} belongs to {entity.owner!r}", code="not_owner")
         if earlier is not None:
             if earlier.to_game_id != request.to_game_id:
                 raise Conflict(
@@ -115,6 +115,7 @@ class TravelDesk:
             duration_ticks=request.duration_ticks,
             idempotency_key=key,
             durable=durable,
+            visit=request.visit,
         )
         entity.travel = travel
         entity.remember(tick, "travel_requested", travel_id=travel.travel_id, to=travel.to_game_id)
@@ -184,6 +185,13 @@ class TravelDesk:
         def apply() -> None:
             travel.state = state
             if state is TravelState.ARRIVED:
+                if travel.visit:  # an NPC's journey: its home stays (back home: no longer away;
+                    # a home that left the universe meanwhile: it lives where it arrives)
+                    home = entity.owner
+                    gone = home == travel.to_game_id or home not in self._registry
+                    entity.home = None if gone else home
+                else:  # a game sent it: it lives there now
+                    entity.home = None
                 entity.realm = travel.to_game_id
             if not travel.active:
                 entity.travel = None
