@@ -1,18 +1,25 @@
-# Two commands from a fresh clone: `make serve` and `make test`. Both create or reuse .venv.
+# Two commands from a fresh clone: `make serve` and `make test`. Both create or reuse .venv;
+# serving installs only what the server needs, testing adds the test toolchain.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUNTIME := $(VENV)/.runtime-$(SUM)
+STAMP  := $(VENV)/.installed-$(SUM)
 
 .PHONY: serve test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.runtime-* && touch $@
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-serve: $(STAMP)
+serve: $(RUNTIME)
 	$(BIN)/seedmmo serve $(ARGS)
 
 lint: $(STAMP)

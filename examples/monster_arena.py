@@ -1,7 +1,7 @@
 """Monster Arena: an example game. Adventurers who arrive fight a monster, are paid, and are sent
 home to the realm they came from, with a battle report.
 
-    python examples/monster_arena.py --key gk_...   [--url ws://127.0.0.1:8000/ws] [--rounds N]
+    python examples/monster_arena.py --key gk_...   [--url http://127.0.0.1:8000] [--rounds N]
 
 See examples/README.md for the walkthrough.
 """
@@ -30,8 +30,8 @@ async def main(url: str, key: str, rounds: int) -> int:
                 print(f"[arena] news from {item.source_game_id}: {item.event_type} {item.data}")
             elif isinstance(item, EntityNews) and item.kind == "entity_arrived" and item.entity:
                 entity, travel = item.entity, item.travel or {}
-                if entity["kind"] != "player":
-                    continue
+                if entity["kind"] != "player" or travel.get("to") != arena.game_id:
+                    continue  # (a traveller of ours arriving elsewhere: told, nothing to do)
                 home = travel.get("from", "trading_post")
                 monster, reward = MONSTERS[(item.raw.get("control_tick") or 0) % len(MONSTERS)]
                 gold = int(entity["state"].get("gold", 0)) + reward
@@ -66,7 +66,7 @@ async def send_home(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("SEEDMMO_WS", "ws://127.0.0.1:8000/ws"))
+    parser.add_argument("--url", default=os.environ.get("SEEDMMO_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--key", default=os.environ.get("SEEDMMO_GAME_KEY"), required=False)
     parser.add_argument("--rounds", type=int, default=0, help="stop after N fights (0: never)")
     args = parser.parse_args()

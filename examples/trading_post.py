@@ -1,7 +1,7 @@
 """Trading Post: an example game. It equips an adventurer, sends them to the Monster Arena with
 a note, and waits for them to come home richer.
 
-    python examples/trading_post.py --key gk_...   [--url ws://127.0.0.1:8000/ws] [--trips N]
+    python examples/trading_post.py --key gk_...   [--url http://127.0.0.1:8000] [--trips N]
                                     [--arena monster_arena]
 
 See examples/README.md for the walkthrough.
@@ -71,7 +71,7 @@ async def send(post: GameClient, hero_id: str, arena: str, *, trip: int) -> None
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get("SEEDMMO_WS", "ws://127.0.0.1:8000/ws"))
+    parser.add_argument("--url", default=os.environ.get("SEEDMMO_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--key", default=os.environ.get("SEEDMMO_GAME_KEY"))
     parser.add_argument("--arena", default="monster_arena", help="the game to send heroes to")
     parser.add_argument("--trips", type=int, default=0, help="stop after N round trips (0: never)")

@@ -77,7 +77,9 @@ def handshake(
     auth = sent(session.receive(wire(event_type="welcome", offset=welcome_offset, epoch=epoch)))
     assert auth == [{"action": "auth", "token": "gk", "ref": "auth"}]
     subscribe = sent(
-        session.receive(wire(event_type="ok", ref="auth", game_id="b", delivered_through=cursor))
+        session.receive(
+            wire(event_type="ok", ref="auth", role="game", game_id="b", delivered_through=cursor)
+        )
     )
     assert subscribe[0]["action"] == "subscribe"
     return session.receive(wire(event_type="ok", ref="subscribe", action="subscribe"))
@@ -89,7 +91,7 @@ def test_a_game_starts_from_its_cursor_and_gets_the_replay_after_connected() -> 
     assert sent(session.receive(wire(event_type="welcome", offset=7, epoch="e1"))) == [
         {"action": "auth", "token": "gk", "ref": "auth"}
     ]
-    auth_ok = wire(event_type="ok", ref="auth", game_id="b", delivered_through=4)
+    auth_ok = wire(event_type="ok", ref="auth", role="game", game_id="b", delivered_through=4)
     subscribe = sent(session.receive(auth_ok))
     # no since: what the game missed comes from its cursor, which the server replays
     assert subscribe == [{"action": "subscribe", "ref": "subscribe", "topics": ["ticks"]}]
@@ -106,7 +108,9 @@ def test_a_game_starts_from_its_cursor_and_gets_the_replay_after_connected() -> 
     assert delay is not None and 0.1 <= delay <= 0.2 and failed == []
     session.connection_opened()
     session.receive(wire(event_type="welcome", offset=15, epoch="e1"))
-    again = sent(session.receive(wire(event_type="ok", ref="auth", delivered_through=5)))
+    again = sent(
+        session.receive(wire(event_type="ok", ref="auth", role="game", delivered_through=5))
+    )
     assert "since" not in again[0]
     # the server replays from its cursor (5); what this process delivered already is dropped
     ready = delivered(session.receive(wire(event_type="ok", ref="subscribe")))
@@ -160,14 +164,31 @@ def test_a_game_whose_server_log_changed_starts_over_from_the_new_cursor() -> No
     session.connection_opened()
     outputs = session.receive(wire(event_type="welcome", offset=2, epoch="e2"))
     assert [type(i).__name__ for i in delivered(outputs)] == ["Resync"]
-    session.receive(wire(event_type="ok", ref="auth", delivered_through=0))
+    session.receive(wire(event_type="ok", ref="auth", role="game", delivered_through=0))
     session.receive(wire(event_type="ok", ref="subscribe"))
     assert [e.offset for e in delivered(session.receive(event(1)))] == [1]  # not a duplicate
 
 
-def test_since_is_for_observers() -> None:
-    with pytest.raises(ValueError, match="delivery cursor"):
-        Session("gk", since=3)
+def test_a_game_given_since_also_replays_its_topics_from_there() -> None:
+    session = Session("gk", topics=("events",), since=3)
+    session.connection_opened()
+    session.receive(wire(event_type="welcome", offset=9, epoch="e"))
+    auth_ok = wire(event_type="ok", ref="auth", role="game", game_id="b", delivered_through=1)
+    (subscribe,) = sent(session.receive(auth_ok))
+    assert subscribe["since"] == 3 and subscribe["epoch"] == "e"
+    assert session.receive(event(2)) == []  # (before since: the caller has it)
+
+
+def test_the_admin_token_follows_topics_like_an_observer() -> None:
+    session = Session("admin-token", topics=("events",))
+    session.connection_opened()
+    session.receive(wire(event_type="welcome", offset=9, epoch="e"))
+    reply = wire(event_type="ok", ref="auth", role="admin", game_id=None, delivered_through=None)
+    (subscribe,) = sent(session.receive(reply))
+    assert subscribe["since"] == 9  # from the welcome, as an observer's
+    session.receive(wire(event_type="ok", ref="subscribe"))
+    item = delivered(session.receive(event(10)))[0]
+    assert sent(session.took(item)) == [] and sent(session.handled_all()) == []  # no acks
 
 
 def test_requests_wait_for_the_connection_and_fail_when_it_drops() -> None:
@@ -308,7 +329,9 @@ def run_game(
     server.up = True
     session.connection_opened()
     session.receive(wire(event_type="welcome", offset=server.propagated, epoch="e"))
-    auth_ok = wire(event_type="ok", ref="auth", game_id="b", delivered_through=server.cursor)
+    auth_ok = wire(
+        event_type="ok", ref="auth", role="game", game_id="b", delivered_through=server.cursor
+    )
     session.receive(auth_ok)
     stream = list(range(server.cursor + 1, server.propagated + 1))  # the replay
     live = (
@@ -425,3 +448,14 @@ def test_an_observer_subscribes_without_a_key_and_sees_every_kind_of_news() -> N
     garbled = session.receive(orjson.dumps({"event_type": "pong"}))  # without its field
     assert isinstance(garbled[0], Fatal) and garbled[0].error.code == "protocol_error"
     assert session.receive(orjson.dumps({"event_type": "from_the_future"})) == []
+
+
+def test_one_base_url_gives_the_websocket_endpoint() -> None:
+    from seedmmo.client import websocket_url
+
+    assert websocket_url("http://127.0.0.1:8000") == "ws://127.0.0.1:8000/ws"
+    assert websocket_url("http://127.0.0.1:8000/") == "ws://127.0.0.1:8000/ws"
+    assert websocket_url("https://mmo.example/seed") == "wss://mmo.example/seed/ws"
+    assert websocket_url("ws://127.0.0.1:8000/ws") == "ws://127.0.0.1:8000/ws"
+    with pytest.raises(ValueError, match="not a server URL"):
+        websocket_url("127.0.0.1:8000")

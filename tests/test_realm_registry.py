@@ -227,3 +227,20 @@ def test_indexed_select_equals_a_full_scan(body: dict[str, Any], seeds: list[int
     selector = Selector.from_dict(body)
     scanned = [r.game_id for r in registry if selector.matches_realm(r)]
     assert sorted(r.game_id for r in registry.select(selector)) == sorted(scanned)
+
+
+def test_game_ids_are_unique_whatever_their_case_but_a_store_that_has_both_still_loads() -> None:
+    from seedmmo.core.multiverse import Multiverse
+
+    mv = Multiverse(clock=ManualClock())
+    mv.register(realm_body("arena"))
+    with pytest.raises(Conflict, match="whatever their case") as refused:
+        mv.register(realm_body("ARENA"))
+    assert refused.value.code == "duplicate_game"
+    mv.unregister("arena")
+    mv.register(realm_body("ARENA"))  # free again once the other is gone
+    # ids stored before this rule may differ only in case: the registry still takes them
+    registry = RealmRegistry()
+    for game_id in ("arena", "ARENA"):
+        registry.add(Multiverse(clock=ManualClock()).register(realm_body(game_id)))
+    assert len(registry) == 2

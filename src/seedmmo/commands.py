@@ -233,10 +233,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
     """Follow the topics through the SDK: it reconnects and resumes by itself."""
     import queue
 
-    from seedmmo.client import ClientError, Connected, SyncGameClient
+    from seedmmo.client import ClientError, Connected, SyncGameClient, websocket_url
 
-    url = args.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    url = url.rstrip("/") + "/ws"
+    url = websocket_url(args.url)
     topics = tuple(t.strip() for t in args.topics.split(",") if t.strip())
     shown = 0
     client = SyncGameClient(

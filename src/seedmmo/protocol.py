@@ -92,7 +92,7 @@ MESSAGES: Final[Mapping[str, Message]] = {
     ),
     "entity_removed": Message(("entity", "reason"), about="topics entities, realm:<id>"),
     "entity_departed": Message(_TRAVEL_NEWS, about="to the source game; entities, realm:<id>"),
-    "entity_arrived": Message(_TRAVEL_NEWS, about="to the target game; entities, realm:<id>"),
+    "entity_arrived": Message(_TRAVEL_NEWS, about="to both games; entities, realm:<id>"),
     "entity_returned": Message(_TRAVEL_NEWS, about="to both games; entities, realm:<id>"),
     "npc_action": Message(
         (

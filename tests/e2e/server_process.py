@@ -21,8 +21,18 @@ ADMIN = "e2e-admin-token"
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ, SEEDMMO_ADMIN_TOKEN=ADMIN, PYTHONUNBUFFERED="1", **(env or {}))
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        admin_token: str | None = ADMIN,
+    ) -> None:
+        """`admin_token` None: the server makes its own, in `data_dir` (as on a first start)."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        env.pop("SEEDMMO_ADMIN_TOKEN", None)
+        if admin_token is not None:
+            env["SEEDMMO_ADMIN_TOKEN"] = admin_token
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -113,6 +113,8 @@ def test_the_threaded_client_moves_a_player_between_two_games(tmp_path: Path) ->
             assert again["travel_id"] == trip["travel_id"] and "ref" not in again
             news = wait_for_news(arena, "entity_arrived")
             assert news.entity is not None and news.entity["state"] == {"gold": 3}
+            told = wait_for_news(market, "entity_arrived")  # the sender is told she got there
+            assert told.entity is not None and told.entity["realm"] == "arena"
             ack = arena.publish("welcome", target="market", data={"who": ada["id"]})
             assert ack["offset"] >= 1
             with pytest.raises(ClientError) as refused:
@@ -254,3 +256,32 @@ async def queued(game: Any) -> list[Any]:
             items.append(await game.next(timeout=0.05))
         except TimeoutError:
             return items
+
+
+def test_register_gives_a_key_that_connects_and_refusals_are_client_errors(
+    tmp_path: Path,
+) -> None:
+    from seedmmo.client import register, websocket_url
+
+    server = ServerProcess(tmp_path / "data", "--no-demo")
+    try:
+        token = server.admin()["Authorization"].split()[1]
+        reply = register(server.base, token, "newgame", realm_id="New Game", developer_name="me")
+        assert reply["game_id"] == "newgame" and reply["game_key"].startswith("gk_")
+        for bad, code in [
+            ((server.base, token, "newgame"), "duplicate_game"),
+            ((server.base, "wrong-token", "other"), "invalid_token"),
+            ((server.base, token, "bad id!"), "invalid_field"),
+        ]:
+            with pytest.raises(ClientError) as refused:
+                register(*bad)
+            assert refused.value.code == code, refused.value
+
+        async def hello() -> str | None:
+            async with connect(server.base, game_key=reply["game_key"]) as game:
+                return game.game_id
+
+        assert asyncio.run(hello()) == "newgame"  # the base URL is enough
+        assert websocket_url(server.base) == f"ws://127.0.0.1:{server.port}/ws"
+    finally:
+        server.stop()

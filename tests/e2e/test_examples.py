@@ -31,7 +31,7 @@ def start(script: str, key: str, url: str, *args: str) -> subprocess.Popen[str]:
 
 def test_an_adventurer_goes_to_the_arena_and_back(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", "--tick-ms", "20", "--no-demo")
-    url = f"ws://127.0.0.1:{server.port}/ws"
+    url = server.base  # the one base URL, as the reader gives it
     games: list[subprocess.Popen[str]] = []
     try:
         post_key = server.register("trading_post", realm_id="The Trading Post")

@@ -141,6 +141,8 @@ def test_travel_between_two_games_end_to_end(client: TestClient) -> None:
         departed = receive_until(alpha, of_type("entity_departed"))
         assert departed["travel"]["travel_id"] == trip["travel_id"]
         assert departed["entity"]["location"] is None
+        told = receive_until(alpha, of_type("entity_arrived"))  # the sender hears it arrived
+        assert told["travel"]["travel_id"] == trip["travel_id"]
         arrived = receive_until(beta, of_type("entity_arrived"))
         assert arrived["entity"]["state"] == {"hp": 10} and arrived["entity"]["realm"] == "beta"
         assert arrived["control_tick"] >= departed["control_tick"] + 1

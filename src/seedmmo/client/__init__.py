@@ -1,6 +1,8 @@
 """The game developer's client: ``connect`` (asyncio) and ``SyncGameClient`` (threads), both
-driving the sans-I/O :class:`~seedmmo.client.session.Session`."""
+driving the sans-I/O :class:`~seedmmo.client.session.Session`, and ``register`` for a new
+game's key. Every one takes the server's base URL (``http://127.0.0.1:8000``)."""
 
+from seedmmo.client.address import DEFAULT_URL, register, websocket_url
 from seedmmo.client.asyncio import GameClient, connect
 from seedmmo.client.session import (
     Backoff,
@@ -17,6 +19,7 @@ from seedmmo.client.session import (
 from seedmmo.client.sync import SyncGameClient
 
 __all__ = [
+    "DEFAULT_URL",
     "Backoff",
     "ClientError",
     "Connected",
@@ -30,4 +33,6 @@ __all__ = [
     "SyncGameClient",
     "Tick",
     "connect",
+    "register",
+    "websocket_url",
 ]

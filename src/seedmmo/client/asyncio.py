@@ -30,6 +30,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from seedmmo.client.address import websocket_url
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
 from seedmmo.client.session import (
     Backoff,
@@ -73,7 +74,7 @@ class GameClient:
         since: int | None = None,
         epoch: str | None = None,
     ) -> None:
-        self.url = url
+        self.url = websocket_url(url)
         self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self._items: asyncio.Queue[Any] = asyncio.Queue()

@@ -238,12 +238,12 @@ class Session:
         since: int | None = None,
         epoch: str | None = None,
     ) -> None:
-        if game_key is not None and (since is not None or epoch is not None):
-            raise ValueError(
-                "a game resumes from its delivery cursor, which the server keeps: since and "
-                "epoch are for observers (connections without a game key)"
-            )
-        self.game_key = game_key  # None: an observer (no auth, public views)
+        self.game_key = game_key  # a game key or the admin token; None: an observer
+        # a game (known from the auth reply) resumes its own events from its cursor; `since`,
+        # if given, also replays its topics from there (an observer's only way)
+        self.is_game = False
+        self._topics_since = since is not None
+        self._welcome_offset: int | None = None
         self.topics = topics
         self.backoff = backoff or Backoff()
         self.last_offset = since  # the newest event offset delivered to the application
@@ -312,7 +312,7 @@ class Session:
 
     def _confirm(self) -> list[Output]:
         handled = self.handled_offset
-        if self.game_key is None or handled is None or not self.ready or self.ack_in_flight:
+        if not self.is_game or handled is None or not self.ready or self.ack_in_flight:
             return []
         if handled <= max(self.confirmed_offset or -1, self._refused or -1):
             return []
@@ -419,7 +419,7 @@ class Session:
             self.last_offset = fields["offset"]
             self.epoch = fields["epoch"]
             resync = Deliver(Resync(fields["reason"], fields["epoch"], fields["offset"], msg))
-            if self.game_key is not None and self.phase == "subscribe":
+            if self.is_game and self.phase == "subscribe":
                 self._early.append(resync)  # (in order with the replay that follows it)
                 return []
             return [resync]
@@ -427,7 +427,7 @@ class Session:
 
     def _welcome(self, msg: dict[str, Any]) -> list[Output]:
         outputs: list[Output] = []
-        if self.game_key is not None and self.epoch not in (None, msg["epoch"]):
+        if self.is_game and self.epoch not in (None, msg["epoch"]):
             # the server's log is another one (its store was replaced): offsets start over, and
             # the cursor the server has is the one that counts
             reason = f"the server's log changed (epoch {self.epoch!r} -> {msg['epoch']!r})"
@@ -439,9 +439,8 @@ class Session:
         if self.epoch is None:  # the first connect: this server's log is the one we follow
             self.epoch = msg["epoch"]
         self.phase = "auth"
+        self._welcome_offset = msg["offset"]
         if self.game_key is None:  # an observer: straight to the subscription
-            if self.last_offset is None:
-                self.last_offset = msg["offset"]  # from now on: everything after the welcome
             return outputs + self._handshake("ok", {"game_id": None})
         outputs.append(Send({"action": "auth", "token": self.game_key, "ref": "auth"}))
         return outputs
@@ -451,26 +450,30 @@ class Session:
             return [Fatal(error_of(msg))]
         if self.phase == "auth":
             self.game_id = msg.get("game_id")
+            self.is_game = msg.get("role") == "game"
             self.phase = "subscribe"
             subscribe: dict[str, Any] = {
                 "action": "subscribe",
                 "ref": "subscribe",
                 "topics": list(self.topics),
             }
-            if self.game_key is None:
-                subscribe.update(since=self.last_offset, epoch=self.epoch)
-            else:  # what it missed comes from its cursor, which the server now replays
-                cursor = msg.get("delivered_through")
-                if self.last_offset is None and isinstance(cursor, int):
+            cursor = msg.get("delivered_through")
+            if self.is_game and isinstance(cursor, int):
+                # what it missed comes from its cursor, which the server replays now
+                if self.last_offset is None:
                     self.last_offset = cursor
-                if self.confirmed_offset is None and isinstance(cursor, int):
+                if self.confirmed_offset is None:
                     self.confirmed_offset = cursor
+            elif self.last_offset is None:
+                self.last_offset = self._welcome_offset  # from now on: all after the welcome
+            if not self.is_game or self._topics_since:
+                subscribe.update(since=self.last_offset, epoch=self.epoch)
             self._resumes_after = self.last_offset  # (before the replay moves it)
             return [Send(subscribe)]
         self.phase = "ready"
         self.backoff.reset()
         self.connections += 1
-        resumes_after = self.last_offset if self.game_key is None else self._resumes_after
+        resumes_after = self._resumes_after if self.is_game else self.last_offset
         outputs: list[Output] = [
             Deliver(Connected(self.connections > 1, self.epoch or "", resumes_after or 0))
         ]
@@ -484,7 +487,7 @@ class Session:
 
     def _event(self, msg: dict[str, Any], raw: dict[str, Any]) -> list[Output]:
         offset = msg["offset"]
-        early = self.game_key is not None and self.phase == "subscribe"
+        early = self.is_game and self.phase == "subscribe"
         if not self.ready and not early:
             return []  # before the subscription: the replay brings it again, in order
         if self.last_offset is not None and offset <= self.last_offset:

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from seedmmo.client.address import websocket_url
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
 from seedmmo.client.session import (
     Backoff,
@@ -61,7 +62,7 @@ class SyncGameClient:
         epoch: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self.url = url
+        self.url = websocket_url(url)
         self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s

@@ -188,6 +188,12 @@ class Multiverse:
         """Add a realm (409 if its game_id exists). Hosted realms are online at once, forever."""
         if not isinstance(spec, RealmSpec):
             spec = RealmSpec.from_dict(spec)
+        twin = self.registry.same_but_for_case(spec.game_id)
+        if twin is not None:  # `arena` and `ARENA` side by side would be a trap for people
+            raise Conflict(
+                f"game {twin!r} is already registered (game ids are unique whatever their case)",
+                code="duplicate_game",
+            )
         realm = Realm.create(
             spec,
             registered_at=format_timestamp(self._clock()),

@@ -36,6 +36,7 @@ class RealmRegistry:
 
     def __init__(self) -> None:
         self._by_id: dict[str, Realm] = {}
+        self._by_folded: dict[str, str] = {}  # casefolded id -> id (ids are unique in any case)
         self._by_address: dict[str, str] = {}
         self._index: dict[str, dict[str, _OrderedIds]] = {name: {} for name in INDEXED_FIELDS}
         self.find = self._by_id.get  # type: ignore[method-assign,assignment]
@@ -46,13 +47,21 @@ class RealmRegistry:
         if realm.game_id in self._by_id:
             raise Conflict(f"game {realm.game_id!r} is already registered", code="duplicate_game")
         self._by_id[realm.game_id] = realm
+        self._by_folded[realm.game_id.casefold()] = realm.game_id
         self._by_address[realm.stat7_address] = realm.game_id
         for name, value in _index_values(realm).items():
             self._index[name].setdefault(value, {})[realm.game_id] = None
 
+    def same_but_for_case(self, game_id: str) -> str | None:
+        """A registered id that differs from `game_id` only in case (new ids may not)."""
+        found = self._by_folded.get(game_id.casefold())
+        return found if found is not None and found != game_id else None
+
     def remove(self, game_id: str) -> Realm:
         realm = self.get(game_id)
         del self._by_id[game_id]
+        if self._by_folded.get(game_id.casefold()) == game_id:
+            del self._by_folded[game_id.casefold()]
         self._by_address.pop(realm.stat7_address, None)
         for name, value in _index_values(realm).items():
             self._discard(name, value, game_id)

@@ -190,10 +190,8 @@ class Announcer:
             fields.update(travel=travel.to_dict(), control_tick=effect.tick)
             if travel.state is TravelState.DEPARTING:
                 games = (travel.from_game_id,)
-            elif travel.state is TravelState.ARRIVED:
-                games = (travel.to_game_id,)
-            elif travel.state is TravelState.ROLLED_BACK:
-                games = (travel.from_game_id, travel.to_game_id)
+            elif travel.state in (TravelState.ARRIVED, TravelState.ROLLED_BACK):
+                games = (travel.from_game_id, travel.to_game_id)  # (the sender hears it too)
         topics = ("entities", *(f"realm:{game_id}" for game_id in realms))
         if games or self._fanout.has_audience(topics):
             self._fanout.notify(games, topics, outgoing(message(kind, **fields)))

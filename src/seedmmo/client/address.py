@@ -1,0 +1,74 @@
+"""Where a client connects, and registering a game: one base URL for everything.
+
+A server is named by its base URL, ``http://127.0.0.1:8000`` (what the pages, the CLI and
+``SEEDMMO_URL`` use); the WebSocket endpoint is derived from it (``ws://127.0.0.1:8000/ws``).
+A ``ws://`` or ``wss://`` URL is taken as the endpoint itself.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from seedmmo.client.session import ClientError
+
+__all__ = ["DEFAULT_URL", "register", "websocket_url"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def websocket_url(url: str) -> str:
+    """The WebSocket endpoint of the server at `url` (a base URL, or the endpoint itself)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("ws", "wss"):
+        return url
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"not a server URL: {url!r} (give http://host:port or ws://host:port/ws)")
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+def register(
+    url: str,
+    admin_token: str,
+    game_id: str,
+    *,
+    realm_id: str | None = None,
+    developer_name: str = "unknown",
+    timeout_s: float = 10.0,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Register a game (``POST /api/games`` with the admin token) and return the reply: its
+    ``game_key`` (shown this once: keep it), ``game_id``, ``realm`` and the rest. Other
+    registration fields (``description``, ``adjacency``, ``resonance``, ``accepts_visitors``,
+    ...) go in `fields`. :class:`ClientError` with the server's code if it refuses (409
+    ``duplicate_game``, 422 naming the field, 401/403). Blocking: from asyncio, call it with
+    ``await asyncio.to_thread(register, ...)``."""
+    parts = urlsplit(url)
+    if parts.scheme in ("ws", "wss"):
+        base = urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "", "", ""))
+    else:
+        base = url.rstrip("/")
+    body = {"game_id": game_id, "realm_id": realm_id or game_id, "developer_name": developer_name}
+    body.update(fields)
+    request = urllib.request.Request(
+        base + "/api/games",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            reply: dict[str, Any] = json.loads(response.read())
+            return reply
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            raise ClientError(f"http_{exc.code}", f"HTTP {exc.code} from {base}") from None
+        raise ClientError(error["code"], error["message"], error.get("field")) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ClientError("unreachable", f"cannot reach {base}: {exc}") from None
