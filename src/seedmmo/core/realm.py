@@ -270,7 +270,7 @@ class Realm:
         return self.direct_received + broadcasts - self.own_broadcasts_propagated
 
     def to_dict(self, broadcasts_total: int) -> dict[str, Any]:
-        """The wire form of DESIGN.md's Realm."""
+        """The wire form (docs/protocol.md's Realm)."""
         return {
             "game_id": self.game_id,
             "realm_id": self.realm_id,
