@@ -264,3 +264,56 @@ def test_api_docs_render_the_servers_openapi_from_vendored_files(
     assert any(url.endswith("/openapi.json") for url in requested)
     watched.screenshot("docs-1280x800")
     watched.screenshot("docs-phone", viewport=PHONE)
+
+
+# ----------------------------------------------------------------------------- map at scale
+
+
+def test_map_places_realms_stably_and_its_labels_never_overlap(
+    watched: Watched, server: ServerProcess
+) -> None:
+    """Registering a realm moves no other; with many realms (long names, one cluster) on a
+    phone-sized screen, the names shown do not overlap."""
+    page = watched.page
+    watched.open("/stat7threejs.html")
+    expect(page.locator("#ws-state")).to_have_text("live")
+    moved = page.evaluate(
+        """async () => {
+          const { placeRealms } = await import('/projection.js');
+          const realm = (id, cluster) => ({ game_id: id, realm_coordinate: { adjacency: cluster },
+            stat7: { resonance: 0.1, velocity: -0.2, density: 0.5, horizon: 'peak' } });
+          const few = [realm('a', 'c1'), realm('b', 'c1'), realm('z', 'c2')];
+          const before = placeRealms(few);
+          const after = placeRealms([...few, realm('m', 'c1'), realm('n', 'c3')]);
+          const key = (places, r) => JSON.stringify(places[r.game_id]);
+          const same = (r) => key(before, r) === key(after, r);
+          return few.filter((r) => !same(r)).map((r) => r.game_id);
+        }"""
+    )
+    assert moved == []
+    count = page.evaluate("() => seedmmoMap.realmCount()")
+    for n in range(30):
+        register(server, f"crowd_{n:02d}", realm_id=f"A realm with a long name number {n}")
+    page.wait_for_function(f"() => seedmmoMap.realmCount() === {count + 30}", timeout=REACT_MS)
+    for viewport in (PHONE, {"width": 1280, "height": 800}):
+        page.set_viewport_size(viewport)
+        # two frames drawn at the new size: the labels have followed
+        page.evaluate(
+            "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+        )
+        boxes = page.evaluate(
+            """() => [...document.querySelectorAll('#labels .label')]
+                 .filter((l) => l.style.display !== 'none')
+                 .map((l) => { const r = l.getBoundingClientRect();
+                               return [r.left, r.top, r.right, r.bottom]; })"""
+        )
+        assert len(boxes) >= 3, boxes  # (some names are shown)
+        overlaps = [
+            (a, b)
+            for i, a in enumerate(boxes)
+            for b in boxes[i + 1 :]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+        ]
+        assert overlaps == [], viewport
+    watched.screenshot("map-crowded-phone", viewport=PHONE)
+    watched.screenshot("map-crowded-1280x800", viewport={"width": 1280, "height": 800})

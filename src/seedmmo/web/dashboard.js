@@ -19,7 +19,14 @@ function chart(target, series, { yLabel = "", windowS = null } = {}) {
     // would span years)
     scales: { x: windowS ? { time: true, range: (u, min, max) => [max - windowS, max] } : { time: true } },
     axes: [
-      { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" }, ticks: { stroke: "#2a2f3d" } },
+      {
+        stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" }, ticks: { stroke: "#2a2f3d" },
+        // one short clock time per label, spaced so they never run into each other (uPlot's
+        // own labels for sub-second spans are ":50.000" over a date line)
+        space: 70,
+        incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600], // whole seconds
+        values: (u, splits) => splits.map(clockTime),
+      },
       { stroke: "#9aa1b2", grid: { stroke: "#2a2f3d" }, ticks: { stroke: "#2a2f3d" }, label: yLabel, size: 50 },
     ],
     series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 1.5, points: { show: false } }))],
@@ -33,6 +40,11 @@ const tickChart = chart($("chart-tick"), [["tick", "#6cb6ff"], ["p50", "#3fb950"
 const rateChart = chart($("chart-rate"), [["ticks/s", "#6cb6ff"], ["events/s", "#f778ba"]], { windowS: WINDOW_S });
 const clientChart = chart($("chart-clients"), [["clients", "#3fb950"]], { windowS: WINDOW_S });
 const charts = [tickChart, rateChart, clientChart];
+
+function clockTime(seconds) {
+  const d = new Date(seconds * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
 
 function push(c, x, values, limit) {
   c.data[0].push(x);
@@ -66,8 +78,8 @@ function realmRow(realm) {
     el("td", { className: "wrap" }, realm.realm_id),
     el("td", {}, el("span", { className: "badge " + stateClass(realm.state) }, realm.state)),
     el("td", { className: "hide-small" }, realm.hosted ? "hosted" : beat),
-    el("td", {}, realm.stats.events_sent),
-    el("td", {}, realm.stats.events_received),
+    el("td", { className: "hide-small" }, realm.stats.events_sent),
+    el("td", { className: "hide-small" }, realm.stats.events_received),
     el(
       "td",
       {},

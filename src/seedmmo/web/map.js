@@ -81,6 +81,47 @@ function addRealm(data) {
   realms.set(data.game_id, { data, mesh, halo, label, pos: null, recent: [] });
 }
 
+// Realm names over the scene: the nearest first, and a name that would overlap one already
+// shown is hidden (on a phone, or with many realms, they would otherwise pile up unreadably).
+function placeLabels() {
+  const { clientWidth: w, clientHeight: h } = stageNode;
+  const candidates = [];
+  for (const realm of realms.values()) {
+    projected.copy(realm.mesh.position);
+    projected.y += realm.pos ? realm.pos.size : 0;
+    projected.project(camera);
+    const onScreen = projected.z < 1 && Math.abs(projected.x) <= 1.1 && Math.abs(projected.y) <= 1.1;
+    if (!onScreen) {
+      realm.label.style.display = "none";
+      continue;
+    }
+    candidates.push({ realm, x: ((projected.x + 1) / 2) * w, y: ((1 - projected.y) / 2) * h, depth: projected.z });
+  }
+  candidates.sort((a, b) => a.depth - b.depth);
+  const shown = [];
+  for (const { realm, x, y } of candidates) {
+    const size = labelSize(realm);
+    // the label is centred above its point (CSS: translate(-50%, -150%))
+    const box = { left: x - size.w / 2, right: x + size.w / 2, top: y - 1.5 * size.h, bottom: y - 0.5 * size.h };
+    const clash = shown.some((o) => box.left < o.right && o.left < box.right && box.top < o.bottom && o.top < box.bottom);
+    realm.label.style.display = clash ? "none" : "";
+    if (clash) continue;
+    shown.push(box);
+    realm.label.style.left = `${x}px`;
+    realm.label.style.top = `${y}px`;
+  }
+}
+
+/** A label's size, measured once per text (reading layout every frame would be slow). */
+function labelSize(realm) {
+  const text = realm.label.textContent;
+  if (realm.labelSize?.text !== text) {
+    realm.label.style.display = "";
+    realm.labelSize = { text, w: realm.label.offsetWidth || 8 * text.length, h: realm.label.offsetHeight || 16 };
+  }
+  return realm.labelSize;
+}
+
 function removeRealm(gameId) {
   const realm = realms.get(gameId);
   if (!realm) return;
@@ -445,18 +486,7 @@ function frame(now) {
     entry.mesh.position.copy(arcCurve(from, to).getPoint(t));
   }
   renderer.render(scene, camera);
-  const { clientWidth: w, clientHeight: h } = stageNode;
-  for (const realm of realms.values()) {
-    projected.copy(realm.mesh.position);
-    projected.y += realm.pos ? realm.pos.size : 0;
-    projected.project(camera);
-    const visible = projected.z < 1 && Math.abs(projected.x) <= 1.1 && Math.abs(projected.y) <= 1.1;
-    realm.label.style.display = visible ? "" : "none";
-    if (visible) {
-      realm.label.style.left = `${((projected.x + 1) / 2) * w}px`;
-      realm.label.style.top = `${((1 - projected.y) / 2) * h}px`;
-    }
-  }
+  placeLabels();
   frames += 1;
   if (now - fpsSince >= 1000) {
     $("hud-fps").textContent = String(Math.round((frames * 1000) / (now - fpsSince)));

@@ -4,33 +4,41 @@ import { HORIZONS } from "/common.js";
 
 const stage = (horizon) => Math.max(0, HORIZONS.indexOf(horizon));
 
-/** Realm positions: {game_id: {x, y, z, size}} for a list of realms (wire form). */
+/** A number in [0, 1) from a name (FNV-1a): the same name, the same number, on every page. */
+export function unitHash(text, salt = "") {
+  let h = 0x811c9dc5;
+  for (const ch of salt + text) {
+    h ^= ch.codePointAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h / 2 ** 32;
+}
+
+/** Realm positions: {game_id: {x, y, z, size}} for a list of realms (wire form). Each place
+ * depends only on the realm itself (its ids and coordinate), never on which other realms
+ * exist: registering one does not move the others. */
 export function placeRealms(realms) {
-  const clusters = [...new Set(realms.map(clusterOf))].sort();
-  const byCluster = new Map(clusters.map((c) => [c, []]));
-  for (const realm of realms) byCluster.get(clusterOf(realm)).push(realm);
   const out = {};
-  const spread = clusters.length > 1 ? 40 + 6 * clusters.length : 0;
-  clusters.forEach((cluster, c) => {
-    const angle = (2 * Math.PI * c) / clusters.length;
-    const cx = spread * Math.cos(angle);
-    const cz = spread * Math.sin(angle);
-    const members = byCluster.get(cluster).sort((a, b) => (a.game_id < b.game_id ? -1 : 1));
-    const ring = members.length > 1 ? 10 + 2 * members.length : 0;
-    members.forEach((realm, i) => {
-      const turn = (2 * Math.PI * i) / members.length;
-      const s = realm.stat7;
-      out[realm.game_id] = {
-        x: cx + ring * Math.cos(turn) + 6 * s.resonance,
-        y: 8 * (stage(s.horizon) - 2) + 4 * s.density,
-        z: cz + ring * Math.sin(turn) + 6 * s.velocity,
-        size: 1.6 + 1.6 * s.density,
-        cluster,
-      };
-    });
-  });
+  for (const realm of realms) {
+    const cluster = clusterOf(realm);
+    const angle = 2 * Math.PI * unitHash(cluster, "cluster:");
+    const cx = CLUSTER_SPREAD * Math.cos(angle);
+    const cz = CLUSTER_SPREAD * Math.sin(angle);
+    const turn = 2 * Math.PI * unitHash(realm.game_id, "turn:");
+    const ring = 8 + 16 * unitHash(realm.game_id, "ring:"); // an annulus, not one crowded ring
+    const s = realm.stat7;
+    out[realm.game_id] = {
+      x: cx + ring * Math.cos(turn) + 6 * s.resonance,
+      y: 8 * (stage(s.horizon) - 2) + 4 * s.density,
+      z: cz + ring * Math.sin(turn) + 6 * s.velocity,
+      size: 1.6 + 1.6 * s.density,
+      cluster,
+    };
+  }
   return out;
 }
+
+const CLUSTER_SPREAD = 70; // distance of a cluster's centre from the origin
 
 /** An entity's place around its realm: the `index`-th of `count` there, by creation order. */
 export function placeEntity(entity, realmPos, index, count) {

@@ -85,6 +85,7 @@ function showDetail(entity) {
       pair("id", entity.id),
       pair("kind", entity.kind),
       pair("realm", entity.realm),
+      pair("home", entity.home && entity.home !== entity.realm ? `${entity.home} (visiting)` : entity.home ?? entity.realm),
       pair("location", entity.location ?? "in transit"),
       pair("travel", entity.travel ? `${entity.travel.state}: ${entity.travel.from} → ${entity.travel.to}, arrives tick ${entity.travel.arrives_tick}` : "–"),
       pair("STAT7 realm", s.realm),
