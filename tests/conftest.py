@@ -9,6 +9,8 @@ from hypothesis import settings
 
 from seedmmo.core.multiverse import LifecyclePolicy, Multiverse, Quotas
 
+pytest_plugins = ["tests.redis_server"]  # redis_server, cluster_name
+
 # The server's NPC quotas, but NPCs may act every tick (the tests' NPCs are in a hurry).
 HASTY = Quotas(npc_min_every_ticks=1)
 

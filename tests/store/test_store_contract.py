@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import tempfile
@@ -29,12 +30,28 @@ from seedmmo.store import (
     StoreError,
     TrimEvents,
 )
+from seedmmo.store.redis import Fenced, RedisStore
+from tests.redis_server import RedisServer
 
 Factory = Callable[[], Store]
+EXAMPLES = itertools.count()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+STORES = ["memory", "sqlite", "redis"]
+
+
+def open_store(kind: str, request: pytest.FixtureRequest, data_dir: Path, name: str) -> Store:
+    """A store of `kind`; the same `data_dir` or `name` gives the same one again."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SqliteStore(data_dir)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return RedisStore(server.url, name)
+
+
+@pytest.fixture(params=STORES)
+def reopen(request: pytest.FixtureRequest, tmp_path: Path, cluster_name: str) -> Iterator[Factory]:
     """A factory giving the same store again (as after a restart)."""
     opened: list[Store] = []
     memory = MemoryStore()
@@ -43,7 +60,11 @@ def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
         for store in opened:
             store.close()
         opened.clear()
-        store: Store = memory if request.param == "memory" else SqliteStore(tmp_path / "d")
+        store = (
+            memory
+            if request.param == "memory"
+            else open_store(request.param, request, tmp_path / "d", cluster_name)
+        )
         opened.append(store)
         return store
 
@@ -231,16 +252,17 @@ entity_change = st.one_of(
 )
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", STORES)
 @settings(max_examples=60, deadline=None)
 @given(batches=st.lists(st.lists(entity_change, max_size=8), max_size=6))
 def test_batches_leave_what_applying_each_change_in_order_leaves(
-    kind: str, batches: list[list[Any]]
+    request: pytest.FixtureRequest, kind: str, batches: list[list[Any]]
 ) -> None:
-    """Whatever a store does with a batch (SQLite sends runs of one kind together), reading it
-    back gives what applying every change one by one, in order, gives."""
+    """Whatever a store does with a batch (SQLite sends runs of one kind together, Redis one
+    script), reading it back gives what applying every change one by one, in order, gives."""
     with tempfile.TemporaryDirectory() as data_dir:
-        store: Store = MemoryStore() if kind == "memory" else SqliteStore(Path(data_dir))
+        name = f"prop_{next(EXAMPLES)}"
+        store = open_store(kind, request, Path(data_dir), name)
         entities: dict[str, dict[str, Any]] = {}
         meta: dict[str, Any] = {}
         offsets: list[int] = []
@@ -260,9 +282,9 @@ def test_batches_leave_what_applying_each_change_in_order_leaves(
                     meta[change.key] = change.value
                     changes.append(change)
             store.write(changes)
-        if kind == "sqlite":
+        if kind != "memory":
             store.close()
-            store = SqliteStore(Path(data_dir))
+            store = open_store(kind, request, Path(data_dir), name)
         try:
             snapshot = store.load(retain=100)
         finally:
@@ -271,3 +293,50 @@ def test_batches_leave_what_applying_each_change_in_order_leaves(
         assert snapshot.meta == meta
         assert [stored.offset for stored in snapshot.events] == offsets
         assert [key.key for key in snapshot.event_keys] == [f"k{o}" for o in offsets]
+
+
+def test_redis_refuses_a_writer_whose_epoch_is_not_the_clusters(
+    redis_server: RedisServer, cluster_name: str
+) -> None:
+    """The fencing epoch is checked by the same script that appends: once another node has
+    taken the lease (the epoch moved on), the old writer changes nothing."""
+    client = redis_server.client()
+    epoch_key = f"{cluster_name}:lease_epoch"
+    client.set(epoch_key, 1)
+    held = {"epoch": 1}
+    store = RedisStore(redis_server.url, cluster_name, fence=lambda: held["epoch"])
+    try:
+        store.write([event(1), PutMeta("m", 1)])
+        client.incr(epoch_key)  # another node took the lease
+        with pytest.raises(Fenced, match="lease epoch is 2"):
+            store.write([event(2), PutMeta("m", 2), PutRealm("x", {"game_id": "x"})])
+        snapshot = store.load(retain=10)
+        assert snapshot.last_offset == 1 and snapshot.meta == {"m": 1} and snapshot.realms == []
+        held["epoch"] = 2  # the same node, leader again with the new epoch, writes again
+        store.write([event(2)])
+        assert store.load(retain=10).last_offset == 2
+    finally:
+        store.close()
+        client.close()
+
+
+def test_redis_entry_ids_are_the_offsets(redis_server: RedisServer, cluster_name: str) -> None:
+    store = RedisStore(redis_server.url, cluster_name)
+    client = redis_server.client()
+    try:
+        store.write([event(1), event(7)])
+        assert [entry_id for entry_id, _ in client.xrange(f"{cluster_name}:events")] == [
+            b"1-0",
+            b"7-0",
+        ]
+    finally:
+        store.close()
+        client.close()
+
+
+def test_redis_that_does_not_answer_is_a_store_error_not_a_hang(tmp_path: Path) -> None:
+    """Nothing listens there: opening fails at once with a message for the operator."""
+    from tests.redis_server import free_port
+
+    with pytest.raises(StoreError, match="cannot be used"):
+        RedisStore(f"redis://127.0.0.1:{free_port()}/0", "x", timeout_s=0.5)
