@@ -1,7 +1,7 @@
 """``seedmmo``: the command line.
 
 seedmmo serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR] [--tick-ms 100]
-              [--no-demo] [--log-ticks]
+              [--no-demo] [--log-ticks] [--redis URL [--node-id NAME] [--cluster NAME]]
 seedmmo register | unregister | publish | tail | status | token   (see seedmmo.commands)
 """
 
@@ -55,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SEEDMMO_SYNCHRONOUS", "full").lower(),
         help="SQLite durability: full (default) survives power cuts, normal only crashes",
     )
+    cluster = serve.add_argument_group(
+        "cluster mode", "several nodes on one Redis are one universe (docs/cluster.md)"
+    )
+    cluster.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("SEEDMMO_REDIS_URL") or None,
+        help="Redis URL (default $SEEDMMO_REDIS_URL; none: one node on SQLite)",
+    )
+    cluster.add_argument(
+        "--node-id", metavar="NAME", help="this node's name (default: host name and process id)"
+    )
+    cluster.add_argument(
+        "--cluster",
+        metavar="NAME",
+        default="seedmmo",
+        help="the cluster's name, its Redis key prefix (default seedmmo)",
+    )
     add_commands(commands)
     return parser
 
@@ -63,10 +81,12 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from seedmmo.server.app import create_app, drain, open_store
+    from seedmmo.server.cluster import Standby
     from seedmmo.server.hotpaths import HotPaths
     from seedmmo.server.settings import Settings, env_overrides
     from seedmmo.server.wsprotocol import SeedWebSocketProtocol
     from seedmmo.store import StoreError
+    from seedmmo.store.redis import RedisStore
 
     if not 1.0 <= args.tick_ms <= 60_000:
         print("seedmmo: --tick-ms must be between 1 and 60000", file=sys.stderr)
@@ -89,19 +109,34 @@ def serve(args: argparse.Namespace) -> int:
         log_ticks=args.log_ticks,
         synchronous=args.synchronous.upper(),
         retain_events=args.retain_events,
+        redis_url=args.redis,
+        node_id=args.node_id,
+        cluster=args.cluster,
     )
+    if settings.redis_url is not None and not all(
+        c.isalnum() or c in "-_." for c in settings.cluster
+    ):
+        print("seedmmo: --cluster may hold letters, digits, '-', '_' and '.'", file=sys.stderr)
+        return 2
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"seedmmo: cannot use data dir {settings.data_dir}: {exc}", file=sys.stderr)
         return 1
     try:
-        store = open_store(settings)  # a locked or damaged data dir is reported before start
+        if settings.redis_url is None:
+            # a locked or damaged data dir is reported before start
+            store = open_store(settings)
+        else:
+            # an unreachable Redis too; the node opens its own store when it takes the lead
+            RedisStore(settings.redis_url, settings.cluster).close()
+            store = None
     except StoreError as exc:
         print(f"seedmmo: {exc}", file=sys.stderr)
         return 1
     app = create_app(settings, store)
-    asgi = HotPaths(app)  # the hot endpoints skip FastAPI's per-request machinery
+    # the hot endpoints skip FastAPI's per-request machinery; a standby cluster node says so
+    asgi = Standby(HotPaths(app), lambda: getattr(app.state, "node", None))
 
     class DrainingServer(uvicorn.Server):
         """On the first SIGTERM/SIGINT: drain (health 503, last tick, 1001 closes), then exit."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from seedmmo.client.session import ClientError
 
-__all__ = ["DEFAULT_URL", "register", "websocket_url"]
+__all__ = ["DEFAULT_URL", "Endpoints", "register", "websocket_url"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -29,6 +30,33 @@ def websocket_url(url: str) -> str:
         raise ValueError(f"not a server URL: {url!r} (give http://host:port or ws://host:port/ws)")
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+class Endpoints:
+    """The WebSocket endpoints of the nodes a client may use (one server, or the nodes of a
+    cluster): it connects to one and, when that connection is lost or refused, to the next."""
+
+    # between two nodes of one round a client waits at most this long; a whole round of
+    # failures waits the session's backoff
+    BETWEEN_NODES_S = 0.05
+
+    def __init__(self, urls: str | Sequence[str]) -> None:
+        given = [urls] if isinstance(urls, str) else list(urls)
+        if not given:
+            raise ValueError("no server URL given")
+        self.urls = [websocket_url(url) for url in given]
+        self._index = 0
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._index]
+
+    def next_delay(self, backoff_delay: float) -> float:
+        """Move to the next node; how long to wait before connecting to it."""
+        self._index = (self._index + 1) % len(self.urls)
+        if self._index == 0:
+            return backoff_delay  # every node tried: back off
+        return min(backoff_delay, self.BETWEEN_NODES_S)
 
 
 def register(

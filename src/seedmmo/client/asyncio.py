@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from seedmmo.client.address import websocket_url
+from seedmmo.client.address import Endpoints
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
 from seedmmo.client.session import (
     Backoff,
@@ -65,7 +65,7 @@ class GameClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         game_key: str | None,
         *,
         topics: tuple[str, ...] = ("ticks",),
@@ -74,7 +74,7 @@ class GameClient:
         since: int | None = None,
         epoch: str | None = None,
     ) -> None:
-        self.url = websocket_url(url)
+        self.endpoints = Endpoints(url)  # a cluster's nodes: the next one when one fails
         self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self._items: asyncio.Queue[Any] = asyncio.Queue()
@@ -247,7 +247,7 @@ class GameClient:
         while not self._stopping:
             close_code: int | None = None
             try:
-                async with websockets.connect(self.url, max_size=2**22) as ws:
+                async with websockets.connect(self.endpoints.current, max_size=2**22) as ws:
                     self._ws = ws
                     session.connection_opened()
                     async for text in ws:
@@ -265,7 +265,8 @@ class GameClient:
             await self._carry_out(outputs)
             if delay is None or self._outputs.fatal is not None:
                 break
-            await asyncio.sleep(delay)  # the backoff before reconnecting
+            # the backoff before reconnecting (to the next node, if there are several)
+            await asyncio.sleep(self.endpoints.next_delay(delay))
         self._items.put_nowait(_CLOSED)
         self._ready.set()
 
@@ -296,7 +297,7 @@ class GameClient:
 
 
 def connect(
-    url: str,
+    url: str | Sequence[str],
     *,
     game_key: str | None = None,
     topics: tuple[str, ...] = ("ticks",),

@@ -15,6 +15,7 @@ import heapq
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from seedmmo.client.address import websocket_url
+from seedmmo.client.address import Endpoints
 from seedmmo.client.driver import Outputs, entity_changes, publish_request, travel_request
 from seedmmo.client.session import (
     Backoff,
@@ -52,7 +53,7 @@ class _Waiter:
 class SyncGameClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         game_key: str | None,
         *,
         topics: tuple[str, ...] = ("ticks",),
@@ -62,7 +63,7 @@ class SyncGameClient:
         epoch: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self.url = websocket_url(url)
+        self.endpoints = Endpoints(url)  # a cluster's nodes: the next one when one fails
         self.session = Session(game_key, topics=topics, backoff=backoff, since=since, epoch=epoch)
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
@@ -88,7 +89,7 @@ class SyncGameClient:
         """Connect; returns once ready (raises the reason if it cannot be)."""
         self._thread.start()
         if not self._ready.wait(self.timeout_s):
-            raise TimeoutError(f"not connected to {self.url} within {self.timeout_s} s")
+            raise TimeoutError(f"not connected to {self.endpoints.urls} within {self.timeout_s} s")
         if self._outputs.fatal is not None:
             raise self._outputs.fatal
 
@@ -227,7 +228,7 @@ class SyncGameClient:
         while not self._stop.is_set():
             close_code: int | None = None
             try:
-                with ws_connect(self.url, max_size=2**22) as ws:
+                with ws_connect(self.endpoints.current, max_size=2**22) as ws:
                     with self._lock:
                         self._ws = ws
                         session.connection_opened()
@@ -240,6 +241,8 @@ class SyncGameClient:
                 self._ws = None
                 delay, outputs = session.connection_lost(close_code)
                 self._carry_out(outputs)
+            if delay is not None:
+                delay = self.endpoints.next_delay(delay)  # the next node, if there are several
             if delay is None or self._outputs.fatal is not None or self._stop.wait(delay):
                 break
         self._items.put(_CLOSED)

@@ -484,7 +484,9 @@ class Multiverse:
         counters.total_cross_game_events = max(
             counters.total_cross_game_events, restored.last_offset
         )
-        counters.total_control_ticks = max(counters.total_control_ticks, restored.last_tick_mark)
+        counters.total_control_ticks = max(
+            counters.total_control_ticks, restored.last_tick_mark, restored.tick_floor
+        )
         for realm in restored.realms:
             counters.total_games_registered = max(
                 counters.total_games_registered, realm.incarnation
@@ -534,3 +536,4 @@ class Restored:
     retired_hosted: list[str] = field(default_factory=list)
     last_offset: int = 0  # the newest offset stored
     last_tick_mark: int = 0  # the newest tick that propagated events
+    tick_floor: int = 0  # ticks up to it may have run (a cluster's reserved ids): go on after

@@ -26,6 +26,7 @@ from seedmmo import __version__
 from seedmmo.errors import SeedError
 from seedmmo.server.api import metrics_router, router
 from seedmmo.server.auth import load_admin_token
+from seedmmo.server.cluster import CLOSE_SERVICE_RESTART, ClusterNode, Standby
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.hotpaths import HotPaths
@@ -34,7 +35,7 @@ from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 from seedmmo.store import MemoryStore, SqliteStore, Store
 
-__all__ = ["create_app", "create_asgi", "drain"]
+__all__ = ["create_app", "create_asgi", "drain", "drain_parts"]
 
 log = logging.getLogger("seedmmo.server.app")
 
@@ -92,8 +93,20 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 async def drain(app: FastAPI, *, timeout_s: float = 3.0) -> None:
     """Stop serving: health turns 503, the tick loop stops between ticks, every WebSocket is
-    closed with 1001. Safe to call more than once."""
-    parts: Parts = app.state.parts
+    closed with 1001. Safe to call more than once (and on a cluster node that leads nothing)."""
+    parts: Parts | None = getattr(app.state, "parts", None)
+    if parts is not None:
+        await drain_parts(parts, timeout_s=timeout_s)
+
+
+async def drain_parts(
+    parts: Parts,
+    *,
+    timeout_s: float = 3.0,
+    code: int = CLOSE_GOING_AWAY,
+    reason: str = "server shutting down",
+) -> None:
+    """Health 503, the tick loop stopped between ticks, every WebSocket closed with `code`."""
     if parts.orchestrator.draining:
         return
     parts.orchestrator.draining = True
@@ -101,7 +114,7 @@ async def drain(app: FastAPI, *, timeout_s: float = 3.0) -> None:
     await parts.tick_loop.stop()
     hub = parts.hub
     for conn in list(hub.connections.values()):
-        conn.request_close(CLOSE_GOING_AWAY, "server shutting down")
+        conn.request_close(code, reason)
     deadline = time.monotonic() + timeout_s
     while hub.connections and time.monotonic() < deadline:
         await asyncio.sleep(0.01)  # polling the condition, with a deadline
@@ -121,14 +134,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     start-up."""
     settings = settings or Settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        token, generated = load_admin_token(settings.data_dir, settings.admin_token)
-        if generated:
-            path = settings.data_dir / "admin_token"
-            print(f"[AUTH] Generated admin token (saved to {path}, mode 0600): {token}", flush=True)
-        parts = assemble(settings, store or open_store(settings), token)
-        app.state.parts = parts
+    async def start_serving(parts: Parts) -> None:
+        """Demo realms stored, the clock running, ready: what a server does once it has its
+        universe (at start-up, or when a cluster node takes the lead)."""
         try:
             if settings.demo:
                 for acked in install_demo(parts.orchestrator, parts.views):
@@ -136,15 +144,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         except BaseException:
             parts.close()  # stop the writer thread with the loop it reports to
             raise
-        # Start-up objects live as long as the process: keep the collector from rescanning them.
-        gc.collect()
-        gc.freeze()
-        # With the default thresholds (700, 10, 10), short-lived objects (events read back from
-        # disk for a page or a replay, request bodies) lived through enough young collections
-        # to be promoted, and full collections ran 7 times a second at ~12 ms each, making the
-        # tick late (bench/abuse.py events_page: period p99 108 ms). Young collections every
-        # 10,000 net allocations let them die young first (the same run: 104 ms, no full one).
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
         if not settings.manual_ticks:
             parts.tick_loop.start()
         parts.orchestrator.ready = True
@@ -154,11 +153,83 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             len(parts.views.realms({})),
             settings.tick_ms,
         )
+
+    def tune_collector() -> None:
+        # Start-up objects live as long as the process: keep the collector from rescanning them.
+        gc.collect()
+        gc.freeze()
+        # With the default thresholds (700, 10, 10), short-lived objects (events read back from
+        # disk for a page or a replay, request bodies) lived through enough young collections
+        # to be promoted, and full collections ran 7 times a second at ~12 ms each, making the
+        # tick late (bench/abuse.py events_page: period p99 108 ms). Young collections every
+        # 10,000 net allocations let them die young first (the same run: 104 ms, no full one).
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        token, generated = load_admin_token(settings.data_dir, settings.admin_token)
+        if generated:
+            path = settings.data_dir / "admin_token"
+            print(f"[AUTH] Generated admin token (saved to {path}, mode 0600): {token}", flush=True)
+        if settings.redis_url is not None:
+            async with cluster_node(app, token):
+                yield
+            return
+        parts = assemble(settings, store or open_store(settings), token)
+        app.state.parts = parts
+        await start_serving(parts)
+        tune_collector()
         try:
             yield
         finally:
             await drain(app)
             parts.close()
+
+    @asynccontextmanager
+    async def cluster_node(app: FastAPI, token: str) -> AsyncIterator[None]:
+        """A node of a cluster: it serves while it holds the tick lease (see server/cluster)."""
+
+        async def lead(node: ClusterNode) -> Parts:
+            parts = assemble(
+                settings,
+                node.open_store(),
+                token,
+                role=node.lease,
+                tick_floor=node.lease.start_tick,
+                node=node,
+            )
+            await start_serving(parts)
+            app.state.parts = parts
+            return parts
+
+        async def step_down(parts: Parts) -> None:
+            app.state.parts = None
+            await drain_parts(
+                parts, code=CLOSE_SERVICE_RESTART, reason="the leader changed: reconnect"
+            )
+            # a fenced store refuses what is still queued: nothing there was acknowledged
+            await asyncio.get_running_loop().run_in_executor(None, parts.close, 1.0)
+
+        def clients() -> int:
+            parts: Parts | None = getattr(app.state, "parts", None)
+            return 0 if parts is None else len(parts.hub.connections)
+
+        node = ClusterNode(settings, lead=lead, step_down=step_down, clients=clients)
+        app.state.parts = None
+        app.state.node = node
+        await node.start(token)
+        tune_collector()
+        log.info(
+            "[OK] seedmmo %s node %s joined cluster %r; seeking the tick lease",
+            __version__,
+            node.node_id,
+            settings.cluster,
+        )
+        try:
+            yield
+        finally:
+            await drain(app)
+            await node.stop()
 
     app = FastAPI(
         title="seedmmo",
@@ -256,9 +327,11 @@ class CountRequests:
                 parts.metrics.count_request(scope["method"], template, status)
 
 
-def create_asgi(settings: Settings | None = None) -> HotPaths:
-    """What the server runs: the FastAPI application behind the bare-ASGI hot paths."""
-    return HotPaths(create_app(settings))
+def create_asgi(settings: Settings | None = None, store: Store | None = None) -> Standby:
+    """What the server runs: the FastAPI application behind the bare-ASGI hot paths, behind
+    the standby answers of a cluster node that leads nothing (a single node always leads)."""
+    app = create_app(settings, store)
+    return Standby(HotPaths(app), lambda: getattr(app.state, "node", None))
 
 
 def app_factory() -> Any:

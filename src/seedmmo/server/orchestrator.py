@@ -134,13 +134,14 @@ class Orchestrator:
         if self.store_error is not None:
             raise StoreFailing(self.store_error)
 
-    def close(self) -> None:
-        """Write the counters and the NPCs, flush everything queued, close the store."""
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write the counters and the NPCs, flush everything queued (a failing store is retried
+        for `timeout_s`), close the store."""
         if self.committer is not None:
             changes = [self.persister.counters()]
             self.persister.dirty_entities(changes)
             self.committer.submit(changes)
-            self.committer.close()
+            self.committer.close(timeout_s)
             self.committer = None
         self._reader.close()
         self.store.close()

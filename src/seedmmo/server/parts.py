@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from seedmmo.server.auth import Credentials
 from seedmmo.server.hub import Hub
 from seedmmo.server.metrics import Metrics
+from seedmmo.server.node import NodeRole
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.pacing import ReplayLimiter
 from seedmmo.server.restore import restore
@@ -40,9 +41,10 @@ class Parts:
     replays: ReplayLimiter
     tick_loop: TickLoop
 
-    def close(self) -> None:
-        """Flush and close the store, stop watching the collector."""
-        self.orchestrator.close()
+    def close(self, store_timeout_s: float = 10.0) -> None:
+        """Flush and close the store (a failing one is retried that long), stop watching the
+        collector."""
+        self.orchestrator.close(store_timeout_s)
         self.metrics.unwatch_gc()
 
 
@@ -53,16 +55,19 @@ def assemble(
     *,
     clock: Callable[[], datetime] = wall_clock,
     role: TickRole | None = None,
+    tick_floor: int = 0,
+    node: NodeRole | None = None,
 ) -> Parts:
     """Restore the universe from `store` and wire the server around it (call it with the loop
-    running: the store's writer reports to it)."""
+    running: the store's writer reports to it). Tick ids continue after `tick_floor` (a new
+    cluster leader's: the old one may have run ticks up to its reservation)."""
     credentials = Credentials(admin_token)
-    restoration = restore(settings, store, credentials, clock)
+    restoration = restore(settings, store, credentials, clock, tick_floor=tick_floor)
     hub = Hub()
     orchestrator = Orchestrator(settings, credentials, store, restoration, hub)
     metrics = Metrics()
     tick_stats = TickStats(settings.tick_ms)
-    views = Views(orchestrator, hub, tick_stats)
+    views = Views(orchestrator, hub, tick_stats, node)
     metrics.attach(views)
     metrics.watch_gc()
     orchestrator.start_durability(asyncio.get_running_loop(), metrics.commit_seconds.observe)

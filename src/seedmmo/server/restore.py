@@ -87,7 +87,12 @@ class Restoration:
 
 
 def restore(
-    settings: Settings, store: Store, credentials: Credentials, clock: Callable[[], datetime]
+    settings: Settings,
+    store: Store,
+    credentials: Credentials,
+    clock: Callable[[], datetime],
+    *,
+    tick_floor: int = 0,
 ) -> Restoration:
     snapshot = store.load(settings.hot_events)  # older events stay on disk until asked for
     if snapshot.events and snapshot.events[0].control_tick_id is None:
@@ -119,6 +124,7 @@ def restore(
         last_offset=snapshot.last_offset,
         last_tick_mark=snapshot.last_tick_mark,
         retired_hosted=[str(game_id) for game_id in meta.get("retired_hosted", [])],
+        tick_floor=tick_floor,
     )
     for doc, digest in snapshot.realms:
         realm = realm_from_record(doc)

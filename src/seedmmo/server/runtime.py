@@ -39,8 +39,9 @@ class TickRole(Protocol):
     """Whether this node runs the control tick. Guarantee an implementation must give: at most
     one node in a universe answers yes for any tick (a single node is that one)."""
 
-    def may_tick(self, now: float) -> bool:
-        """Asked at each deadline, `now` on the loop's monotonic clock (seconds)."""
+    def may_tick(self, now: float, tick_id: int) -> bool:
+        """Asked at each deadline, `now` on the loop's monotonic clock (seconds), `tick_id`
+        the tick that would run."""
         ...
 
 
@@ -76,7 +77,7 @@ class PeriodSummary:
 class SingleNode:
     """One node, one clock: always the tick owner."""
 
-    def may_tick(self, now: float) -> bool:
+    def may_tick(self, now: float, tick_id: int) -> bool:
         return True
 
 
@@ -143,7 +144,7 @@ class TickLoop:
                 stats.skipped_ticks += missed
                 self._warn_late(loop.time(), -delay, missed)
             now = clock()
-            if not self.role.may_tick(now):
+            if not self.role.may_tick(now, self.orchestrator.tick + 1):
                 continue  # another node runs this tick
             stats.lateness.append((now - start - n * period) * 1e3)
             try:

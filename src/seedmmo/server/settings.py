@@ -40,6 +40,8 @@ ENV_TUNABLE = (
     "heartbeat_period_s",
     "offline_after_s",
     "cors_origins",
+    "lease_s",
+    "engine_timeout_s",
 )
 
 
@@ -86,6 +88,14 @@ class Settings:
     synchronous: str = field(
         default_factory=lambda: os.environ.get("SEEDMMO_SYNCHRONOUS", "FULL").upper()
     )
+    # cluster mode: nodes on the same Redis with the same cluster name are one universe
+    redis_url: str | None = field(
+        default_factory=lambda: os.environ.get("SEEDMMO_REDIS_URL") or None
+    )
+    node_id: str | None = None  # None: the host's name and the process id
+    cluster: str = "seedmmo"  # the Redis key prefix
+    lease_s: float = 1.5  # the tick lease; another node takes over this long after a death
+    engine_timeout_s: float = 2.0  # Redis not answering this long: 503, never a false ack
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)
     # nobody runs the clock: whoever embeds the server calls TickLoop.run_tick (the tests do)
     manual_ticks: bool = False

@@ -20,6 +20,7 @@ from seedmmo.core.entity_query import EntityQuery
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.realm import Realm
 from seedmmo.errors import InvalidField, NotFound, SeedError
+from seedmmo.server.node import NodeRole, SingleNode
 from seedmmo.server.pacing import EVENTS_SCAN, SCAN_PAGE
 from seedmmo.store import ReplayGap
 
@@ -61,8 +62,15 @@ class Figures:
 
 
 class Views:
-    def __init__(self, orchestrator: Orchestrator, hub: Hub, tick_stats: TickStats) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        hub: Hub,
+        tick_stats: TickStats,
+        node: NodeRole | None = None,
+    ) -> None:
         self._o = orchestrator
+        self.node: NodeRole = node or SingleNode()
         self._hub = hub
         self._tick_stats = tick_stats
         self.started_at = datetime.now(UTC)
@@ -149,6 +157,8 @@ class Views:
             "control_tick": o.multiverse.tick,
             "uptime_s": self.uptime_s(),
             "version": __version__,
+            "node": self.node.node_id,
+            "role": self.node.role(),
         }
         if store_error is not None:
             body["store_error"] = f"{type(store_error).__name__}: {store_error}"
@@ -158,7 +168,7 @@ class Views:
         o = self._o
         counters = o.multiverse.counters
         hub = self._hub
-        return {
+        body: dict[str, Any] = {
             "stats": {
                 "mmo_version": __version__,
                 "started_at": self.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -187,6 +197,10 @@ class Views:
                 "fallback_connections": hub.fallback_connections,
             },
         }
+        cluster = self.node.cluster()
+        if cluster is not None:
+            body["cluster"] = cluster
+        return body
 
     def figures(self) -> Figures:
         """What /metrics shows, read at scrape time."""

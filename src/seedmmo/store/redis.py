@@ -23,7 +23,7 @@ Keys, under the cluster's prefix ``<cluster>:``:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 import redis
@@ -128,6 +128,7 @@ local function trim(keep)
   return dropped
 end
 -- second pass: apply, in order
+local dropped = 0
 i = 2
 while i <= #ARGV do
   local code = ARGV[i]
@@ -162,11 +163,11 @@ while i <= #ARGV do
   elseif code == 'M' then
     redis.call('HSET', K_META, a, b)
   elseif code == 'X' then
-    trim(tonumber(a))
+    dropped = dropped + trim(tonumber(a))
   end
   i = i + 1 + ARITY[code]
 end
-return 'OK'
+return dropped
 """
 
 TICK_DIGITS: Final = 20  # tick ids as zero-padded members sort as numbers
@@ -244,20 +245,21 @@ class RedisStore:
     # ------------------------------------------------------------------ writes
 
     def write(self, changes: Sequence[Change]) -> None:
-        if not changes:
-            return
+        if changes:
+            self._run(changes)
+
+    def _run(self, changes: Sequence[Change]) -> int:
+        """The script over `changes`; returns how many events its trims dropped."""
         fence = "" if self._fence is None else str(self._fence())
         try:
-            self._write(keys=self._keys, args=[fence, *_flatten(changes)])
+            return int(self._write(keys=self._keys, args=[fence, *_flatten(changes)]))
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise Fenced(str(exc)) from None
             raise
 
     def trim_events(self, keep: int) -> int:
-        before = int(self._redis.xlen(self._key("events")))
-        self.write([TrimEvents(keep)])
-        return before - int(self._redis.xlen(self._key("events")))
+        return self._run([TrimEvents(keep)])
 
     # ------------------------------------------------------------------ reads
 
@@ -287,9 +289,7 @@ class RedisStore:
         ]
         snapshot.entities = [orjson.loads(doc) for doc in entities.values()]
         snapshot.last_offset = int(last or 0)
-        snapshot.first_offset = (
-            _offset_of(first[0][0]) if first else snapshot.last_offset + 1
-        )
+        snapshot.first_offset = _offset_of(first[0][0]) if first else snapshot.last_offset + 1
         tick_marks = _marks(marks)
         snapshot.last_tick_mark = tick_marks[-1][0] if tick_marks else 0
         rows = [
@@ -303,7 +303,9 @@ class RedisStore:
             source, _, name = field.partition(b"\0")
             offset, _, digest = value.partition(b":")
             event_keys.append(
-                EventKey(source.decode(), name.decode(), bytes.fromhex(digest.decode()), int(offset))
+                EventKey(
+                    source.decode(), name.decode(), bytes.fromhex(digest.decode()), int(offset)
+                )
             )
         event_keys.sort(key=lambda key: key.offset)
         snapshot.event_keys = event_keys
@@ -321,9 +323,8 @@ class RedisStore:
         rows = [(_offset_of(entry_id), orjson.loads(fields[b"d"])) for entry_id, fields in entries]
         audiences: dict[int, dict[str, Any]] = {}
         if rows:
-            audiences = _audiences(
-                self._redis.zrangebyscore(k("audiences"), rows[0][0], rows[-1][0])
-            )
+            members = self._redis.zrangebyscore(k("audiences"), rows[0][0], rows[-1][0])
+            audiences = _audiences(cast("list[bytes]", members))
         return with_ticks(rows, _marks(marks), audiences)
 
     def close(self) -> None:

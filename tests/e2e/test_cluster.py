@@ -1,0 +1,233 @@
+"""Cluster mode end to end: one real Redis and three `seedmmo serve --redis` processes on
+127.0.0.1. One node leads (it holds the tick lease), the others stand by and say so; kill -9 of
+the leader mid-publish loses no acknowledged event, repeats no tick id, and the clients (given
+every node's URL) carry on with the new leader without loss or duplicates; a Redis that stops
+answering (SIGSTOP) gets 503s, never an acknowledgement, and everything recovers on SIGCONT."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from seedmmo.client import Event, Tick, connect
+from seedmmo.client.session import Backoff
+from tests.redis_server import RedisServer
+
+from .server_process import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+FAST = Backoff(base=0.05, cap=0.3)
+
+
+class Cluster:
+    def __init__(self, redis_server: RedisServer, name: str, root: Path, size: int = 3) -> None:
+        self.redis = redis_server
+        self.name = name
+        self.nodes = [
+            ServerProcess(
+                root / f"n{index}",
+                "--redis",
+                redis_server.url,
+                "--cluster",
+                name,
+                "--node-id",
+                f"n{index}",
+                "--no-demo",
+                "--tick-ms",
+                "50",
+            )
+            for index in range(size)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.base for node in self.nodes]
+
+    def alive(self) -> list[ServerProcess]:
+        return [node for node in self.nodes if node.proc.poll() is None]
+
+    def health(self, node: ServerProcess) -> tuple[int, dict[str, Any]]:
+        try:
+            response = node.http.get("/api/health")
+        except httpx.HTTPError:
+            return 0, {}
+        return response.status_code, response.json()
+
+    def leader(self, timeout: float = 20.0) -> ServerProcess:
+        """The node serving as leader, once exactly one does."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answers = [(n, self.health(n)) for n in self.alive()]
+            leading = [
+                n for n, (status, body) in answers if status == 200 and body["role"] == "leader"
+            ]
+            if len(leading) == 1:
+                return leading[0]
+            time.sleep(0.02)  # polling the condition, with a deadline
+        raise AssertionError(f"no single leader: {[self.health(n) for n in self.alive()]}")
+
+    def lease_holder(self) -> str | None:
+        client = self.redis.client()
+        try:
+            value = client.get(f"{self.name}:lease")
+        finally:
+            client.close()
+        return None if value is None else value.decode().rsplit(" ", 1)[0]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture
+def cluster(redis_server: RedisServer, cluster_name: str, tmp_path: Path) -> Iterator[Cluster]:
+    made = Cluster(redis_server, cluster_name, tmp_path)
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def test_one_node_leads_and_the_others_stand_by_saying_who_leads(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    followers = [n for n in cluster.nodes if n is not leader]
+    leader_id = cluster.health(leader)[1]["node"]
+    for follower in followers:
+        status, body = cluster.health(follower)
+        assert status == 503 and body["role"] == "follower" and body["status"] == "standby"
+        assert body["leader"] == leader_id
+        refused = follower.http.get("/api/realms")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "not_leader"
+        assert leader_id in refused.json()["error"]["message"]
+
+        async def closed_with(node: ServerProcess) -> int | None:
+            async with websockets.connect(node.base.replace("http", "ws") + "/ws") as ws:
+                with pytest.raises(websockets.exceptions.ConnectionClosed):
+                    await ws.recv()
+                return ws.close_code
+
+        assert asyncio.run(closed_with(follower)) == 1013
+    # stats: the leader, its epoch, every live node with its role
+    deadline = time.monotonic() + 10
+    while True:
+        cluster_stats = leader.http.get("/api/stats").json()["cluster"]
+        if len(cluster_stats["nodes"]) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # membership is written every second: polling, with a deadline
+    assert cluster_stats["leader"] == leader_id and cluster_stats["epoch"] >= 1
+    roles = {m["node"]: m["role"] for m in cluster_stats["nodes"]}
+    assert roles == {f"n{i}": ("leader" if f"n{i}" == leader_id else "follower") for i in range(3)}
+
+
+def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    seller = leader.register("seller")
+    buyer = leader.register("buyer")
+    total, kill_after = 60, 20
+    timings: dict[str, float] = {}
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[int], list[int]]:
+        acks: list[dict[str, Any]] = []
+        ticks: list[int] = []
+        received: list[int] = []
+        async with (
+            connect(cluster.urls, game_key=buyer, backoff=FAST, topics=("ticks",)) as buying,
+            connect(cluster.urls, game_key=seller, backoff=FAST, topics=("realms",)) as selling,
+        ):
+
+            async def publish_all() -> None:
+                for n in range(total):
+                    if n == kill_after:
+                        old = cluster.lease_holder()
+                        leader.proc.kill()  # mid-publish: more are on their way
+                        timings["killed"] = time.monotonic()
+                        asyncio.get_running_loop().run_in_executor(None, wait_takeover, old)
+                    acks.append(
+                        await selling.publish(
+                            "trade", target="buyer", data={"n": n}, idempotency_key=f"trade-{n}"
+                        )
+                    )
+
+            def wait_takeover(old: str | None) -> None:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    holder = cluster.lease_holder()
+                    if holder is not None and holder != old:
+                        timings["taken"] = time.monotonic()
+                        return
+                    time.sleep(0.005)  # polling Redis for the new holder, with a deadline
+
+            publisher = asyncio.create_task(publish_all())
+            async with asyncio.timeout(60):
+                while not (publisher.done() and set(received) >= {a["offset"] for a in acks}):
+                    try:
+                        item = await buying.next(timeout=0.2)
+                    except TimeoutError:
+                        if publisher.done():
+                            publisher.result()  # raises what the publisher raised
+                        continue
+                    if isinstance(item, Tick):
+                        ticks.append(item.control_tick_id)
+                    elif isinstance(item, Event):
+                        received.append(item.offset)
+            await publisher
+        return acks, ticks, received
+
+    acks, ticks, received = asyncio.run(scenario())
+    offsets = [ack["offset"] for ack in acks]
+    assert len(acks) == total and offsets == sorted(set(offsets))
+    assert received == offsets  # every acknowledged event reached the game once, in order
+    assert ticks == sorted(set(ticks))  # across both leaders: no tick id twice
+    failover = timings["taken"] - timings["killed"]
+    assert failover < 2.0, f"the lease moved {failover:.2f} s after the kill"
+    # the new leader holds every acknowledged event once
+    new_leader = cluster.leader()
+    assert new_leader is not leader
+    page = new_leader.http.get("/api/events", params={"after": 0, "limit": 500}).json()
+    stored = [e["event_id"] for e in page["events"]]
+    assert sorted(stored) == sorted(ack["event_id"] for ack in acks)
+
+
+def test_a_redis_that_stops_answering_gets_503_never_an_ack_then_recovers(
+    cluster: Cluster,
+) -> None:
+    leader = cluster.leader()
+    seller = leader.register("seller")
+    leader.register("buyer")
+    headers = {"Authorization": f"Bearer {seller}"}
+    event = {"event_type": "trade", "target_game_id": "buyer", "data": {}}
+    assert leader.http.post("/api/events", json=event, headers=headers).status_code == 202
+    cluster.redis.pause()
+    try:
+        answered = leader.http.post(
+            "/api/events",
+            json={**event, "idempotency_key": "during"},
+            headers=headers,
+            timeout=10,
+        )
+        assert answered.status_code == 503, answered.text
+        assert cluster.health(leader)[0] == 503
+    finally:
+        cluster.redis.resume()
+    # it recovers by itself: one node leads again and acknowledges (the same key: once)
+    deadline = time.monotonic() + 20
+    while True:
+        node = cluster.leader()
+        response = node.http.post(
+            "/api/events", json={**event, "idempotency_key": "during"}, headers=headers
+        )
+        if response.status_code == 202 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # polling for the recovery, with a deadline
+    assert response.status_code == 202, response.text
+    page = node.http.get("/api/events", params={"after": 0}).json()["events"]
+    assert [e["offset"] for e in page] == [1, 2]  # the refused one once, after recovery
