@@ -109,13 +109,17 @@ def test_one_node_leads_and_the_others_stand_by_saying_who_leads(cluster: Cluste
         assert refused.json()["error"]["code"] == "not_leader"
         assert leader_id in refused.json()["error"]["message"]
 
-        async def closed_with(node: ServerProcess) -> int | None:
-            async with websockets.connect(node.base.replace("http", "ws") + "/ws") as ws:
-                with pytest.raises(websockets.exceptions.ConnectionClosed):
-                    await ws.recv()
-                return ws.close_code
+        async def refused_with(node: ServerProcess) -> int:
+            """The handshake is answered 503: a proxy tries the next node, the SDK too."""
+            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+                async with websockets.connect(node.base.replace("http", "ws") + "/ws"):
+                    pass
+            status: int = refused.value.response.status_code
+            assert b"not_leader" in refused.value.response.body
+            return status
 
-        assert asyncio.run(closed_with(follower)) == 1013
+        assert asyncio.run(refused_with(follower)) == 503
+        assert "seedmmo_cluster_leader 0.0" in follower.http.get("/metrics").text
     # stats: the leader, its epoch, every live node with its role
     deadline = time.monotonic() + 10
     while True:
@@ -124,6 +128,7 @@ def test_one_node_leads_and_the_others_stand_by_saying_who_leads(cluster: Cluste
             break
         time.sleep(0.05)  # membership is written every second: polling, with a deadline
     assert cluster_stats["leader"] == leader_id and cluster_stats["epoch"] >= 1
+    assert "seedmmo_cluster_leader 1.0" in leader.http.get("/metrics").text
     roles = {m["node"]: m["role"] for m in cluster_stats["nodes"]}
     assert roles == {f"n{i}": ("leader" if f"n{i}" == leader_id else "follower") for i in range(3)}
 
@@ -229,5 +234,10 @@ def test_a_redis_that_stops_answering_gets_503_never_an_ack_then_recovers(
             break
         time.sleep(0.05)  # polling for the recovery, with a deadline
     assert response.status_code == 202, response.text
-    page = node.http.get("/api/events", params={"after": 0}).json()["events"]
+    deadline = time.monotonic() + 10
+    while True:  # pages show what a tick has propagated: polling for it, with a deadline
+        page = node.http.get("/api/events", params={"after": 0}).json()["events"]
+        if len(page) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert [e["offset"] for e in page] == [1, 2]  # the refused one once, after recovery

@@ -34,6 +34,8 @@ def test_health_and_stats(live: TestClient) -> None:
     assert body["status"] == "healthy" and body["orchestrator"] == "running"
     assert body["games"] == 2
     assert set(body) >= {"clients", "events_buffered", "control_tick", "uptime_s", "version"}
+    assert body["role"] == "single" and body["node"]  # one node, its own universe
+    assert "cluster" not in client.get("/api/stats").json()
     with client.websocket_connect("/ws") as ws:  # the clock runs: three ticks come by
         ws.receive_json()
         ws.send_json({"action": "subscribe", "topics": ["ticks"]})

@@ -34,7 +34,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from seedmmo.server.hotpaths import SECURITY_HEADERS
 from seedmmo.server.lease import Lease
+from seedmmo.server.metrics import standby_metrics
 from seedmmo.server.node import default_node_id
 from seedmmo.server.settings import Settings
 from seedmmo.store import StoreError
@@ -246,15 +248,10 @@ class Standby:
             return
         path = scope.get("path", "")
         if scope["type"] == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
-            await send(
-                {
-                    "type": "websocket.close",
-                    "code": CLOSE_TRY_LATER,
-                    "reason": f"standby node; the leader is {node.leader_id or 'not elected yet'}",
-                }
-            )
+            await self._refuse_websocket(node, scope, receive, send)
+            return
+        if path == "/metrics":
+            await respond(send, 200, standby_metrics(node.cluster()), PROMETHEUS)
             return
         if path == "/api/health":
             body: dict[str, Any] = {
@@ -265,30 +262,60 @@ class Standby:
                 "leader": node.leader_id,
                 "cluster": node.name,
             }
-        elif path.startswith("/api/") or path == "/metrics":
-            leader = node.leader_id or "not elected yet"
-            body = {
-                "error": {
-                    "code": "not_leader",
-                    "message": f"node {node.node_id} is a standby follower of cluster "
-                    f"{node.name!r}; the leader is {leader}: send requests there, or through "
-                    "the load balancer",
-                },
-                "leader": node.leader_id,
-            }
+        elif path.startswith("/api/"):
+            body = not_leader(node)
         else:
             await self.app(scope, receive, send)
             return
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"retry-after", b"1"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await respond(send, 503, orjson.dumps(body), b"application/json", retry=True)
+
+    async def _refuse_websocket(
+        self, node: ClusterNode, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Refused in the handshake with 503 (a proxy then tries the next node, a client moves
+        on); where the server cannot answer a handshake with a status, accepted and closed with
+        1013."""
+        await receive()  # websocket.connect
+        if "websocket.http.response" in scope.get("extensions", {}):
+            payload = orjson.dumps(not_leader(node))
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"retry-after", b"1"),
+            ]
+            await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": payload})
+            return
+        await send({"type": "websocket.accept"})
+        leader = node.leader_id or "not elected yet"
+        reason = f"standby node; the leader is {leader}"
+        await send({"type": "websocket.close", "code": CLOSE_TRY_LATER, "reason": reason})
+
+
+def not_leader(node: ClusterNode) -> dict[str, Any]:
+    leader = node.leader_id or "not elected yet"
+    return {
+        "error": {
+            "code": "not_leader",
+            "message": f"node {node.node_id} is a standby follower of cluster {node.name!r}; "
+            f"the leader is {leader}: send requests there, or through the load balancer",
+        },
+        "leader": node.leader_id,
+    }
+
+
+PROMETHEUS: Final = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+async def respond(
+    send: Send, status: int, payload: bytes, content_type: bytes, *, retry: bool = False
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(payload)).encode()),
+        *SECURITY_HEADERS,
+    ]
+    if retry:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

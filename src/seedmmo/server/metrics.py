@@ -12,7 +12,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -147,3 +147,38 @@ class _FiguresCollector(Collector):
         for (method, route, status), value in sorted(self.metrics.http_requests.items()):
             requests.add_metric([method, route, str(status)], value)
         yield requests
+        cluster = self.views.node.cluster()
+        if cluster is not None:
+            yield from cluster_families(self.views.node.role() == "leader", cluster)
+
+
+def standby_metrics(cluster: dict[str, Any]) -> bytes:
+    """/metrics of a cluster node that leads nothing: its cluster figures only."""
+
+    class Standby(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield from cluster_families(False, cluster)
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(Standby())
+    return generate_latest(registry)
+
+
+def cluster_families(leading: bool, cluster: dict[str, Any]) -> Iterator[Metric]:
+    """A cluster node's figures (a standby shows these alone)."""
+    yield GaugeMetricFamily(
+        "seedmmo_cluster_leader", "1 while this node holds the tick lease", value=float(leading)
+    )
+    yield CounterMetricFamily(
+        "seedmmo_cluster_lease_changes",
+        "Times this node took or lost the tick lease",
+        value=float(cluster["lease_changes"]),
+    )
+    yield GaugeMetricFamily(
+        "seedmmo_cluster_lease_epoch",
+        "The fencing epoch this node holds (0: none)",
+        value=float(cluster["epoch"] or 0),
+    )
+    yield GaugeMetricFamily(
+        "seedmmo_cluster_nodes", "Live nodes of the cluster", value=float(len(cluster["nodes"]))
+    )
