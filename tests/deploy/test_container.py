@@ -155,3 +155,30 @@ def test_the_images_commands_work_in_a_clean_venv(tmp_path: Path) -> None:
         server.wait(timeout=15)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_compose_cluster_profile_runs_nodes_on_a_durable_redis_behind_one_port() -> None:
+    services = compose()["services"]
+    cluster = {
+        name for name, service in services.items() if "cluster" in service.get("profiles", [])
+    }
+    assert cluster == {"redis", "mmo-node", "mmo-cluster-lb"}
+    assert "profiles" not in services["mmo-orchestrator"]  # the default stays one node
+    redis = services["redis"]
+    assert redis["command"][redis["command"].index("--appendfsync") + 1] == "always"
+    assert redis["healthcheck"]["test"][-1] == "ping"
+    assert redis["volumes"][0].split(":")[0] in compose()["volumes"]
+    node = services["mmo-node"]
+    assert node["deploy"]["replicas"] == 3
+    assert "redis://redis:6379/0" in node["command"]
+    assert node["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the node's healthcheck counts a standby as healthy (tests/e2e/test_cluster.py runs it)
+    check = node["healthcheck"]["test"][-1]
+    assert "standby" in check and "api/health" in check
+    lb = services["mmo-cluster-lb"]
+    assert lb["ports"] == ["8080:8080"]
+    conf = (ROOT / "deploy" / "nginx-cluster.conf").read_text()
+    mounted = lb["volumes"][0].split(":")[0]
+    assert (ROOT / mounted).resolve() == (ROOT / "deploy" / "nginx-cluster.conf").resolve()
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in conf
+    assert "server mmo-node:8000" in conf and "proxy_set_header Upgrade $http_upgrade;" in conf

@@ -7,6 +7,8 @@ answering (SIGSTOP) gets 503s, never an acknowledgement, and everything recovers
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+import yaml
 
 from seedmmo.client import Event, Tick, connect
 from seedmmo.client.session import Backoff
@@ -129,6 +132,12 @@ def test_one_node_leads_and_the_others_stand_by_saying_who_leads(cluster: Cluste
         time.sleep(0.05)  # membership is written every second: polling, with a deadline
     assert cluster_stats["leader"] == leader_id and cluster_stats["epoch"] >= 1
     assert "seedmmo_cluster_leader 1.0" in leader.http.get("/metrics").text
+    # the compose file's node healthcheck passes on a leader and on a standby alike
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+    check = compose["services"]["mmo-node"]["healthcheck"]["test"][-1]
+    for node in cluster.nodes:
+        script = check.replace("http://127.0.0.1:8000", node.base)
+        assert subprocess.run([sys.executable, "-c", script], timeout=30).returncode == 0
     roles = {m["node"]: m["role"] for m in cluster_stats["nodes"]}
     assert roles == {f"n{i}": ("leader" if f"n{i}" == leader_id else "follower") for i in range(3)}
 
