@@ -1,0 +1,279 @@
+"""Cluster mode on one machine: what it costs and how fast a leader is replaced.
+
+Starts a redis-server (append-only, fsync always) and three `seedmmo serve --redis` nodes, and,
+in the same run, one single node on SQLite (synchronous=FULL) as the baseline. Measures, each
+against the baseline:
+
+- durable publishes/s through the leader (8 pipelined WebSocket publishers, bench/publish.py);
+- 10 Hz tick deliveries/s and latency p99 to `--observers` observers (bench/fanout.py);
+- failover: `kill -9` of the leader until another node holds the lease, and until it serves
+  (health 200), median of `--kills`.
+
+At this stage only the leader serves (the followers stand by: docs/cluster.md), so there is no
+"through a follower" figure and all observers are on the leader. Two cores cannot show scale;
+the ratios show what Redis costs against SQLite, and the failover times are the guarantee.
+
+    python bench/cluster.py [--seconds 8] [--observers 3000] [--kills 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fanout import client_process, copy_output, die_with_parent, raise_fd_limit
+from publish import ws_process
+from rest import post
+
+PORT_LINE = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+ADMIN = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            directory,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def start_node(data_dir: str, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
+    command = [
+        sys.executable,
+        "-m",
+        "seedmmo.cli",
+        "serve",
+        "--port",
+        "0",
+        "--no-demo",
+        "--data-dir",
+        data_dir,
+        *extra,
+    ]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "0", *command]  # the load runs on the other core
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, SEEDMMO_ADMIN_TOKEN=ADMIN),
+        preexec_fn=die_with_parent,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = PORT_LINE.search(proc.stdout.readline())
+        if match:
+            log = os.path.join(data_dir, "server.log")
+            threading.Thread(target=copy_output, args=(proc.stdout, log), daemon=True).start()
+            return proc, int(match.group(1))
+    proc.kill()
+    raise RuntimeError("node did not start")
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+    except OSError:
+        return 0, {}
+
+
+def stats(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats", timeout=5) as reply:
+        return dict(json.loads(reply.read()))
+
+
+def leader_port(ports: list[int], timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for port in ports:
+            status, body = health(port)
+            if status == 200 and body.get("role") == "leader":
+                return port
+        time.sleep(0.005)
+    raise RuntimeError("no leader")
+
+
+def publish_case(port: int, seconds: float) -> dict[str, Any]:
+    keys = []
+    for n in range(8):
+        body = {"game_id": f"pub{n}", "realm_id": "p", "developer_name": "bench"}
+        keys.append(str(post(port, "/api/games", body, ADMIN)["game_key"]))
+    sink = post(
+        port, "/api/games", {"game_id": "sink", "realm_id": "s", "developer_name": "b"}, ADMIN
+    )
+    out: multiprocessing.Queue[Any] = multiprocessing.Queue()
+    load = multiprocessing.Process(
+        target=ws_process, args=(port, keys, str(sink["game_key"]), seconds, 64, out)
+    )
+    load.start()
+    result: dict[str, Any] = out.get(timeout=seconds + 60)
+    load.join(timeout=10)
+    return result
+
+
+def fanout_case(port: int, observers: int, seconds: float) -> dict[str, Any]:
+    out: multiprocessing.Queue[Any] = multiprocessing.Queue()
+    load = multiprocessing.Process(
+        target=client_process, args=(port, observers, seconds, 2.0, True, out)
+    )
+    load.start()
+    result: dict[str, Any] = out.get(timeout=seconds + 120)
+    load.join(timeout=30)
+    return result
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    return "n/a" if not value or not base else f"{value / base:.2f}x"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--observers", type=int, default=3000)
+    parser.add_argument("--kills", type=int, default=5)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        print("bench/cluster.py needs redis-server (apt-get install redis-server)")
+        return 2
+    raise_fd_limit()
+    results: dict[str, Any] = {"bench": "cluster", "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as root:
+        # the baseline: one node on SQLite
+        single, single_port = start_node(os.path.join(root, "single"))
+        try:
+            results["single_publish"] = publish_case(single_port, args.seconds)
+            results["single_fanout"] = fanout_case(single_port, args.observers, args.seconds)
+        finally:
+            stop(single)
+        redis, redis_port = start_redis(root)
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        nodes: list[tuple[subprocess.Popen[bytes], int]] = []
+        try:
+            for index in range(3):
+                nodes.append(start_node(os.path.join(root, f"n{index}"), "--redis", url))
+            ports = [port for _, port in nodes]
+            leader = leader_port(ports)
+            results["cluster_publish_leader"] = publish_case(leader, args.seconds)
+            results["cluster_fanout_leader"] = fanout_case(leader, args.observers, args.seconds)
+            serve_s: list[float] = []
+            for kill in range(args.kills):
+                ports = [port for proc, port in nodes if proc.poll() is None]
+                leader = leader_port(ports)
+                victim = next(proc for proc, port in nodes if port == leader)
+                others = [port for port in ports if port != leader]
+                epoch_before = stats(leader)["cluster"]["epoch"]
+                victim.kill()
+                killed = time.monotonic()
+                deadline = killed + 15
+                while time.monotonic() < deadline:
+                    answers = [health(port) for port in others]
+                    if any(status == 200 and b.get("role") == "leader" for status, b in answers):
+                        serve_s.append(time.monotonic() - killed)
+                        break
+                    time.sleep(0.002)
+                new_leader = leader_port(others)
+                assert stats(new_leader)["cluster"]["epoch"] > epoch_before
+                # the killed node comes back as a standby, so every kill has two standbys
+                index = next(i for i, (proc, _) in enumerate(nodes) if proc is victim)
+                nodes[index] = start_node(os.path.join(root, f"n{index}r{kill}"), "--redis", url)
+                print(
+                    f"kill {kill + 1}: serving again after {serve_s[-1] * 1e3:.0f} ms", flush=True
+                )
+            results["failover_serving_s"] = [round(s, 3) for s in serve_s]
+            results["failover_median_s"] = round(statistics.median(serve_s), 3)
+            results["failover_max_s"] = round(max(serve_s), 3)
+        finally:
+            for proc, _ in nodes:
+                stop(proc)
+            redis.terminate()
+            redis.wait(timeout=10)
+    sp, cp = results["single_publish"], results["cluster_publish_leader"]
+    sf, cf = results["single_fanout"], results["cluster_fanout_leader"]
+    print(
+        f"publish acked/s: single {sp['acked_per_s']} (SQLite FULL), cluster leader "
+        f"{cp['acked_per_s']} (Redis fsync always): {ratio(cp['acked_per_s'], sp['acked_per_s'])}; "
+        f"ack p99 {sp['ack_p99_ms']} -> {cp['ack_p99_ms']} ms; through a follower: n/a "
+        "(followers stand by)"
+    )
+    print(
+        f"fan-out {args.observers} observers: deliveries/s single {sf['deliveries_per_s']}, "
+        f"cluster {cf['deliveries_per_s']} "
+        f"({ratio(cf['deliveries_per_s'], sf['deliveries_per_s'])}); "
+        f"latency p99 {sf['latency_p99_ms']} -> {cf['latency_p99_ms']} ms; behind "
+        f"{sf['observers_behind']}/{cf['observers_behind']}"
+    )
+    print(
+        f"failover (kill -9 of the leader until another serves): median "
+        f"{results['failover_median_s']} s, max {results['failover_max_s']} s over "
+        f"{len(results['failover_serving_s'])} kills"
+    )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
