@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from seedmmo import __version__
 from seedmmo.commands import add_commands
@@ -136,7 +137,10 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     app = create_app(settings, store)
     # the hot endpoints skip FastAPI's per-request machinery; a standby cluster node says so
-    asgi = Standby(HotPaths(app), lambda: getattr(app.state, "node", None))
+    # (a single node always leads: no layer in front of every request for it)
+    asgi: Any = HotPaths(app)
+    if settings.redis_url is not None:
+        asgi = Standby(asgi, lambda: getattr(app.state, "node", None))
 
     class DrainingServer(uvicorn.Server):
         """On the first SIGTERM/SIGINT: drain (health 503, last tick, 1001 closes), then exit."""

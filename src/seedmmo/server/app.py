@@ -327,10 +327,13 @@ class CountRequests:
                 parts.metrics.count_request(scope["method"], template, status)
 
 
-def create_asgi(settings: Settings | None = None, store: Store | None = None) -> Standby:
-    """What the server runs: the FastAPI application behind the bare-ASGI hot paths, behind
-    the standby answers of a cluster node that leads nothing (a single node always leads)."""
+def create_asgi(settings: Settings | None = None, store: Store | None = None) -> ASGIApp:
+    """What the server runs: the FastAPI application behind the bare-ASGI hot paths, and for
+    a cluster node behind the standby answers it gives while it leads nothing."""
+    settings = settings or Settings()
     app = create_app(settings, store)
+    if settings.redis_url is None:
+        return HotPaths(app)
     return Standby(HotPaths(app), lambda: getattr(app.state, "node", None))
 
 
