@@ -33,7 +33,16 @@ FAST = Backoff(base=0.05, cap=0.3)
 
 
 class Cluster:
-    def __init__(self, redis_server: RedisServer, name: str, root: Path, size: int = 3) -> None:
+    def __init__(
+        self,
+        redis_server: RedisServer,
+        name: str,
+        root: Path,
+        size: int = 3,
+        *,
+        demo: bool = False,
+        life: int = 0,
+    ) -> None:
         self.redis = redis_server
         self.name = name
         self.nodes = [
@@ -44,8 +53,8 @@ class Cluster:
                 "--cluster",
                 name,
                 "--node-id",
-                f"n{index}",
-                "--no-demo",
+                f"n{index}-{life}",
+                *(() if demo else ("--no-demo",)),
                 "--tick-ms",
                 "50",
             )
@@ -141,7 +150,9 @@ def test_one_node_leads_and_the_others_stand_by_saying_who_leads(cluster: Cluste
         script = check.replace("http://127.0.0.1:8000", node.base)
         assert subprocess.run([sys.executable, "-c", script], timeout=30).returncode == 0
     roles = {m["node"]: m["role"] for m in cluster_stats["nodes"]}
-    assert roles == {f"n{i}": ("leader" if f"n{i}" == leader_id else "follower") for i in range(3)}
+    assert roles == {
+        f"n{i}-0": ("leader" if f"n{i}-0" == leader_id else "follower") for i in range(3)
+    }
 
 
 def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cluster) -> None:
@@ -321,3 +332,69 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_steps_down_and_writes_no
             break
         time.sleep(0.02)
     assert [e["event_id"] for e in page] == [first.json()["event_id"], second.json()["event_id"]]
+
+
+def test_the_whole_cluster_stopped_or_killed_starts_again_where_it_was(
+    redis_server: RedisServer, cluster_name: str, tmp_path: Path
+) -> None:
+    """Every node stopped (SIGTERM), then every node killed (kill -9): new nodes on the same
+    Redis find the same universe - realms with their keys, the demo NPCs, every event under
+    the same epoch - and a client resuming with `since` gets exactly what came after."""
+    first = Cluster(redis_server, cluster_name, tmp_path / "1", demo=True)
+    try:
+        leader = first.leader()
+        seller = leader.register("seller")
+        leader.register("buyer")
+        headers = {"Authorization": f"Bearer {seller}"}
+        event = {"event_type": "trade", "target_game_id": "buyer", "data": {}}
+        acks = [
+            leader.http.post(
+                "/api/events", json={**event, "data": {"n": n}}, headers=headers
+            ).json()
+            for n in range(5)
+        ]
+        before = {
+            "realms": sorted(r["game_id"] for r in leader.http.get("/api/realms").json()["realms"]),
+            "npcs": leader.http.get("/api/npcs").json()["total"],
+            "epoch": leader.http.get("/api/stats").json()["stats"]["epoch"],
+        }
+    finally:
+        first.stop()
+    # life 1 starts after every node was stopped, life 2 after every node of life 1 was killed
+    for life, ending in ((1, "kill"), (2, "stop")):
+        again = Cluster(redis_server, cluster_name, tmp_path / str(life + 1), demo=True, life=life)
+        try:
+            leader = again.leader()
+            after = {
+                "realms": sorted(
+                    r["game_id"] for r in leader.http.get("/api/realms").json()["realms"]
+                ),
+                "npcs": leader.http.get("/api/npcs").json()["total"],
+                "epoch": leader.http.get("/api/stats").json()["stats"]["epoch"],
+            }
+            assert after == before
+            # the game's key still works, on whichever node leads now
+            more = leader.http.post("/api/events", json=event, headers=headers)
+            assert more.status_code == 202 and more.json()["offset"] > acks[-1]["offset"]
+            acks.append(more.json())
+
+            async def resume(urls: list[str], after_offset: int) -> list[int]:
+                got: list[int] = []
+                async with connect(
+                    urls, topics=("events",), since=after_offset, backoff=FAST
+                ) as observer:
+                    async with asyncio.timeout(20):
+                        while len(got) < len(acks) - 2:
+                            item = await observer.next()
+                            if isinstance(item, Event):
+                                got.append(item.offset)
+                return got
+
+            assert asyncio.run(resume(again.urls, acks[1]["offset"])) == [
+                a["offset"] for a in acks[2:]
+            ]
+        finally:
+            if ending == "kill":
+                for node in again.nodes:
+                    node.proc.kill()
+            again.stop()
