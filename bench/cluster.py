@@ -5,15 +5,19 @@ in the same run, one single node on SQLite (synchronous=FULL) as the baseline. M
 against the baseline:
 
 - durable publishes/s through the leader (8 pipelined WebSocket publishers, bench/publish.py);
+- durable REST publishes/s (``POST /api/events``, wrk -c64 as bench/rest.py) to the single
+  node, to the leader, and to a follower (which passes each to the leader through Redis);
 - 10 Hz tick deliveries/s and latency p99 to `--observers` observers (bench/fanout.py);
 - failover: `kill -9` of the leader until another node holds the lease, and until it serves
   (health 200), median of `--kills`.
 
-At this stage only the leader serves (the followers stand by: docs/cluster.md), so there is no
-"through a follower" figure and all observers are on the leader. Two cores cannot show scale;
-the ratios show what Redis costs against SQLite, and the failover times are the guarantee.
+Only the leader serves WebSockets at this stage (docs/cluster.md), so the WebSocket publishers
+and all observers are on the leader; followers serve REST. Two cores cannot show scale: the
+ratios show what Redis and forwarding cost, and the failover times are the guarantee.
 
     python bench/cluster.py [--seconds 8] [--observers 3000] [--kills 5]
+
+Needs redis-server and wrk (Debian packages).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fanout import client_process, copy_output, die_with_parent, raise_fd_limit
 from publish import ws_process
-from rest import post
+from rest import BODY, post, wrk
 
 PORT_LINE = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 ADMIN = "bench"
@@ -121,9 +125,10 @@ def start_node(data_dir: str, *extra: str) -> tuple[subprocess.Popen[bytes], int
     raise RuntimeError("node did not start")
 
 
-def health(port: int) -> tuple[int, dict[str, Any]]:
+def health(port: int, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+        url = f"http://127.0.0.1:{port}/api/health"
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as refused:
         return refused.code, json.loads(refused.read())
@@ -147,6 +152,32 @@ def leader_port(ports: list[int], timeout: float = 20.0) -> int:
     raise RuntimeError("no leader")
 
 
+def first_leader_after(ports: list[int], since: float, timeout: float = 15.0) -> float:
+    """When one of `ports` first answered health as the leader. Each node is asked by its own
+    thread: a follower's health waits for a leader to answer it, and must hold up no other."""
+    found: list[float] = []
+    done = threading.Event()
+
+    def ask(port: int) -> None:
+        while not done.is_set() and time.monotonic() < since + timeout:
+            # (short: a request the dead leader took in its last moment is never answered)
+            status, body = health(port, timeout=0.5)
+            if status == 200 and body.get("role") == "leader":
+                found.append(time.monotonic())
+                done.set()
+                return
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=ask, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if not found:
+        raise RuntimeError("nobody took over")
+    return min(found)
+
+
 def publish_case(port: int, seconds: float) -> dict[str, Any]:
     keys = []
     for n in range(8):
@@ -163,6 +194,30 @@ def publish_case(port: int, seconds: float) -> dict[str, Any]:
     result: dict[str, Any] = out.get(timeout=seconds + 60)
     load.join(timeout=10)
     return result
+
+
+def rest_publish_case(register_port: int, ports: list[int], seconds: float) -> list[dict[str, Any]]:
+    """wrk POST /api/events to each of `ports` in turn (one source game, registered first)."""
+    key = ""
+    for game_id in ("rest_source", "bench_target"):
+        body = {"game_id": game_id, "realm_id": game_id, "developer_name": "bench"}
+        reply = post(register_port, "/api/games", body, ADMIN)
+        key = key or str(reply["game_key"])
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+            f"wrk.body = '{json.dumps(BODY)}'\n"
+        )
+    try:
+        out = []
+        for port in ports:
+            rate, p99, errors = wrk(f"http://127.0.0.1:{port}/api/events", seconds, script.name)
+            out.append({"acked_per_s": round(rate), "p99": p99, "non_2xx": errors})
+        return out
+    finally:
+        os.unlink(script.name)
 
 
 def fanout_case(port: int, observers: int, seconds: float) -> dict[str, Any]:
@@ -206,6 +261,7 @@ def main() -> int:
         single, single_port = start_node(os.path.join(root, "single"))
         try:
             results["single_publish"] = publish_case(single_port, args.seconds)
+            results["single_rest"] = rest_publish_case(single_port, [single_port], args.seconds)[0]
             results["single_fanout"] = fanout_case(single_port, args.observers, args.seconds)
         finally:
             stop(single)
@@ -218,6 +274,10 @@ def main() -> int:
             ports = [port for _, port in nodes]
             leader = leader_port(ports)
             results["cluster_publish_leader"] = publish_case(leader, args.seconds)
+            follower = next(port for port in ports if port != leader)
+            results["cluster_rest_leader"], results["cluster_rest_follower"] = rest_publish_case(
+                leader, [leader, follower], args.seconds
+            )
             results["cluster_fanout_leader"] = fanout_case(leader, args.observers, args.seconds)
             serve_s: list[float] = []
             for kill in range(args.kills):
@@ -228,13 +288,7 @@ def main() -> int:
                 epoch_before = stats(leader)["cluster"]["epoch"]
                 victim.kill()
                 killed = time.monotonic()
-                deadline = killed + 15
-                while time.monotonic() < deadline:
-                    answers = [health(port) for port in others]
-                    if any(status == 200 and b.get("role") == "leader" for status, b in answers):
-                        serve_s.append(time.monotonic() - killed)
-                        break
-                    time.sleep(0.002)
+                serve_s.append(first_leader_after(others, killed) - killed)
                 new_leader = leader_port(others)
                 assert stats(new_leader)["cluster"]["epoch"] > epoch_before
                 # the killed node comes back as a standby, so every kill has two standbys
@@ -256,8 +310,19 @@ def main() -> int:
     print(
         f"publish acked/s: single {sp['acked_per_s']} (SQLite FULL), cluster leader "
         f"{cp['acked_per_s']} (Redis fsync always): {ratio(cp['acked_per_s'], sp['acked_per_s'])}; "
-        f"ack p99 {sp['ack_p99_ms']} -> {cp['ack_p99_ms']} ms; through a follower: n/a "
-        "(followers stand by)"
+        f"ack p99 {sp['ack_p99_ms']} -> {cp['ack_p99_ms']} ms"
+    )
+    sr, lr, fr = (
+        results["single_rest"],
+        results["cluster_rest_leader"],
+        results["cluster_rest_follower"],
+    )
+    print(
+        f"REST publish acked/s: single {sr['acked_per_s']} (p99 {sr['p99']}), leader "
+        f"{lr['acked_per_s']} (p99 {lr['p99']}, {ratio(lr['acked_per_s'], sr['acked_per_s'])} "
+        f"of single), through a follower {fr['acked_per_s']} (p99 {fr['p99']}, "
+        f"{ratio(fr['acked_per_s'], lr['acked_per_s'])} of the leader); non-2xx "
+        f"{sr['non_2xx']}/{lr['non_2xx']}/{fr['non_2xx']}"
     )
     print(
         f"fan-out {args.observers} observers: deliveries/s single {sf['deliveries_per_s']}, "

@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from seedmmo import __version__
 from seedmmo.commands import add_commands
@@ -81,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from seedmmo.server.app import create_app, drain, open_store
-    from seedmmo.server.cluster import Standby
-    from seedmmo.server.hotpaths import HotPaths
+    from seedmmo.server.app import create_app, drain, open_store, serving_stack
     from seedmmo.server.settings import Settings, env_overrides
     from seedmmo.server.wsprotocol import SeedWebSocketProtocol
     from seedmmo.store import StoreError
@@ -136,11 +133,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"seedmmo: {exc}", file=sys.stderr)
         return 1
     app = create_app(settings, store)
-    # the hot endpoints skip FastAPI's per-request machinery; a standby cluster node says so
-    # (a single node always leads: no layer in front of every request for it)
-    asgi: Any = HotPaths(app)
-    if settings.redis_url is not None:
-        asgi = Standby(asgi, lambda: getattr(app.state, "node", None))
+    asgi = serving_stack(app, settings)
 
     class DrainingServer(uvicorn.Server):
         """On the first SIGTERM/SIGINT: drain (health 503, last tick, 1001 closes), then exit."""

@@ -26,7 +26,7 @@ from seedmmo import __version__
 from seedmmo.errors import SeedError
 from seedmmo.server.api import metrics_router, router
 from seedmmo.server.auth import load_admin_token
-from seedmmo.server.cluster import CLOSE_SERVICE_RESTART, ClusterNode, Standby
+from seedmmo.server.cluster import CLOSE_SERVICE_RESTART, ClusterGate, ClusterNode
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.hotpaths import HotPaths
@@ -35,7 +35,7 @@ from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 from seedmmo.store import MemoryStore, SqliteStore, Store
 
-__all__ = ["create_app", "create_asgi", "drain", "drain_parts"]
+__all__ = ["create_app", "create_asgi", "drain", "drain_parts", "serving_stack"]
 
 log = logging.getLogger("seedmmo.server.app")
 
@@ -215,6 +215,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             return 0 if parts is None else len(parts.hub.connections)
 
         node = ClusterNode(settings, lead=lead, step_down=step_down, clients=clients)
+        # forwarded requests run through what serves this node's own (see serving_stack)
+        node.serve_app = getattr(app.state, "serve_app", app)
         app.state.parts = None
         app.state.node = node
         await node.start(token)
@@ -328,13 +330,19 @@ class CountRequests:
 
 
 def create_asgi(settings: Settings | None = None, store: Store | None = None) -> ASGIApp:
-    """What the server runs: the FastAPI application behind the bare-ASGI hot paths, and for
-    a cluster node behind the standby answers it gives while it leads nothing."""
+    """What the server runs (see :func:`serving_stack`)."""
     settings = settings or Settings()
-    app = create_app(settings, store)
+    return serving_stack(create_app(settings, store), settings)
+
+
+def serving_stack(app: FastAPI, settings: Settings) -> ASGIApp:
+    """The FastAPI application behind the bare-ASGI hot paths, and for a cluster node behind
+    the cluster layer (a single node always leads: no layer in front of every request)."""
+    served = HotPaths(app)
     if settings.redis_url is None:
-        return HotPaths(app)
-    return Standby(HotPaths(app), lambda: getattr(app.state, "node", None))
+        return served
+    app.state.serve_app = served  # what a leader runs the followers' requests through
+    return ClusterGate(served, lambda: getattr(app.state, "node", None))
 
 
 def app_factory() -> Any:

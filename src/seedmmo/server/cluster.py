@@ -3,19 +3,20 @@
 Every node seeks the tick lease (:mod:`seedmmo.server.lease`). The node that holds it is the
 *leader*: it restores the universe from Redis (:class:`~seedmmo.store.redis.RedisStore`, every
 write fenced by its lease epoch), runs the control tick and serves every endpoint and the
-WebSocket. The other nodes are *followers*: standbys that answer ``/api/health`` with 503
-(``role: "follower"``, and who leads) so a load balancer sends traffic to the leader, refuse the
-API with 503 ``not_leader`` naming the leader, and close WebSockets with 1013 so clients try the
-next URL. When the leader dies its lease lapses (``lease_s``) and a follower takes it,
-restores what the dead leader made durable and carries on: nothing acknowledged is lost (it was
-in Redis before it was acknowledged) and no tick id repeats (the lease reserves them).
+WebSocket. The other nodes are *followers*: they serve the API by passing each request to the
+leader through Redis and returning its answer (:mod:`seedmmo.server.forward`), and answer
+``/api/health`` with the leader's figures and their own ``node`` and ``role``. When the leader
+dies its lease lapses (``lease_s``) and a follower takes it, restores what the dead leader made
+durable and carries on: nothing acknowledged is lost (it was in Redis before it was
+acknowledged) and no tick id repeats (the lease reserves them).
 
 A leader that loses its lease (another node took it while this one was paused, or cut off from
 Redis) stops ticking at once, closes its connections with 1012 (clients reconnect elsewhere and
 resume by offset), lets go of its universe and becomes a follower.
 
-Not yet: followers that serve clients themselves (publish through Redis to the leader, fan out
-to their own sockets from the stream); see docs/cluster.md.
+Not yet: WebSockets on followers (fan-out to their own sockets from a stream); a follower
+refuses the handshake with 503, so clients and proxies move on to the leader. See
+docs/cluster.md.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from seedmmo.server.forward import Answer, Forwarder, ForwardServer, LeaderUnavailable
 from seedmmo.server.hotpaths import SECURITY_HEADERS
 from seedmmo.server.lease import Lease
 from seedmmo.server.metrics import standby_metrics
@@ -42,7 +44,7 @@ from seedmmo.server.settings import Settings
 from seedmmo.store import StoreError
 from seedmmo.store.redis import RedisStore
 
-__all__ = ["ClusterNode", "Standby"]
+__all__ = ["ClusterGate", "ClusterNode"]
 
 log = logging.getLogger("seedmmo.server.cluster")
 
@@ -86,6 +88,16 @@ class ClusterNode:
         self._lead = lead
         self._step_down = step_down
         self._clients = clients
+        # a follower's requests go to the leader within this (a failover fits in it)
+        self.forwarder = Forwarder(
+            settings.redis_url,
+            self.name,
+            self.node_id,
+            deadline_s=settings.engine_timeout_s + settings.lease_s,
+            timeout_s=settings.engine_timeout_s,
+        )
+        self.serve_app: ASGIApp | None = None  # what forwarded requests run through, leading
+        self._serving: ForwardServer | None = None
         self.leading: Any = None  # what `lead` returned, while this node leads
         self.leader_id: str | None = None
         self.members: list[dict[str, Any]] = []
@@ -94,6 +106,9 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ NodeRole
+
+    def local_clients(self) -> int:
+        return self._clients()
 
     def role(self) -> str:
         return "leader" if self.leading is not None and self.lease.held else "follower"
@@ -125,6 +140,7 @@ class ClusterNode:
                 "cluster needs the same one (set SEEDMMO_ADMIN_TOKEN on each)"
             )
         loop = asyncio.get_running_loop()
+        await self.forwarder.start()
         self._tasks = [
             loop.create_task(self.lease.run(self._gained, self._lost), name="seedmmo-lease"),
             loop.create_task(self._control(), name="seedmmo-cluster"),
@@ -141,9 +157,9 @@ class ClusterNode:
                 await task
         self._tasks = []
         if self.leading is not None:
-            leading, self.leading = self.leading, None
-            await self._step_down(leading)
+            await self._stop_leading()
         await self.lease.release()
+        await self.forwarder.close()
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
             await cast("Awaitable[int]", self.client.hdel(f"{self.name}:nodes", self.node_id))
         await self.client.aclose()
@@ -171,6 +187,7 @@ class ClusterNode:
                     log.exception("could not take over as leader; letting the lease go")
                     await self.lease.release()
                     continue
+                await self._serve_forwarded()
                 log.info(
                     "[LEASE] %s leads cluster %r (epoch %d, tick ids from %d; took over in "
                     "%.0f ms)",
@@ -181,9 +198,28 @@ class ClusterNode:
                     (time.monotonic() - began) * 1e3,
                 )
             elif not self.lease.state.epoch and self.leading is not None:
-                leading, self.leading = self.leading, None
                 log.warning("[LEASE] %s steps down: another node leads now", self.node_id)
-                await self._step_down(leading)
+                await self._stop_leading()
+
+    async def _serve_forwarded(self) -> None:
+        """Run the requests followers pass on (through this node's application)."""
+        assert self.settings.redis_url is not None
+        if self.serve_app is None:
+            return
+        self._serving = ForwardServer(
+            self.settings.redis_url,
+            self.name,
+            self.serve_app,
+            timeout_s=self.settings.engine_timeout_s,
+        )
+        await self._serving.start()
+
+    async def _stop_leading(self) -> None:
+        if self._serving is not None:
+            await self._serving.stop()
+            self._serving = None
+        leading, self.leading = self.leading, None
+        await self._step_down(leading)
 
     async def _membership(self) -> None:
         """Say every second that this node is alive, with its role and clients; read the
@@ -229,9 +265,12 @@ class ClusterNode:
         )
 
 
-class Standby:
-    """ASGI middleware (outermost): while this node leads nothing, the API and the WebSocket
-    say so, and health tells a load balancer to send traffic elsewhere. The pages are served."""
+class ClusterGate:
+    """ASGI middleware (outermost) of a cluster node. While the node leads, everything passes
+    through. While it follows, the API goes to the leader (:class:`~seedmmo.server.forward.
+    Forwarder`), health is the leader's with this node's ``node`` and ``role``, ``/metrics`` is
+    this node's own, the pages are served, and WebSockets are refused (503: a proxy or the SDK
+    moves on to the leader)."""
 
     def __init__(self, app: ASGIApp, node: Callable[[], ClusterNode | None]) -> None:
         self.app = app
@@ -246,28 +285,55 @@ class Standby:
         if node is None or node.leading is not None or scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
         if scope["type"] == "websocket":
             await self._refuse_websocket(node, scope, receive, send)
             return
+        path = scope.get("path", "")
         if path == "/metrics":
-            await respond(send, 200, standby_metrics(node.cluster()), PROMETHEUS)
-            return
-        if path == "/api/health":
-            body: dict[str, Any] = {
-                "status": "standby",
-                "orchestrator": "standby",
-                "node": node.node_id,
-                "role": "follower",
-                "leader": node.leader_id,
-                "cluster": node.name,
-            }
+            await respond(send, 200, standby_metrics(node.cluster(), node.forwarder), PROMETHEUS)
         elif path.startswith("/api/"):
-            body = not_leader(node)
+            await self._forward(node, scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    async def _forward(self, node: ClusterNode, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = node.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = bytes(message.get("body", b""))
+            size += len(chunk)
+            if size > limit:
+                error = {"error": {"code": "too_large", "message": f"body over {limit} bytes"}}
+                await respond(send, 413, orjson.dumps(error), b"application/json")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        path = scope["path"]
+        health = path == "/api/health"
+        try:
+            answer = await node.forwarder.http(
+                scope["method"],
+                path,
+                scope.get("query_string", b""),
+                list(scope.get("headers", [])),
+                b"".join(chunks),
+                scope.get("client"),
+            )
+        except LeaderUnavailable as exc:
+            log.warning("no answer from a leader for %s %s: %s", scope["method"], path, exc)
+            body = no_leader_health(node) if health else leader_unavailable(node)
+            await respond(send, 503, orjson.dumps(body), b"application/json", retry=True)
             return
-        await respond(send, 503, orjson.dumps(body), b"application/json", retry=True)
+        if health and answer.status in (200, 503):
+            answer = as_follower_health(node, answer)
+        start = {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": answer.body})
 
     async def _refuse_websocket(
         self, node: ClusterNode, scope: Scope, receive: Receive, send: Send
@@ -297,11 +363,56 @@ def not_leader(node: ClusterNode) -> dict[str, Any]:
     return {
         "error": {
             "code": "not_leader",
-            "message": f"node {node.node_id} is a standby follower of cluster {node.name!r}; "
-            f"the leader is {leader}: send requests there, or through the load balancer",
+            "message": f"node {node.node_id} is a follower of cluster {node.name!r} and does "
+            f"not serve WebSockets yet; the leader is {leader}: connect there, or through the "
+            "load balancer",
         },
         "leader": node.leader_id,
     }
+
+
+def leader_unavailable(node: ClusterNode) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": "leader_unavailable",
+            "message": f"node {node.node_id} passed the request to the leader of cluster "
+            f"{node.name!r} and no answer came in time (no leader elected, or Redis not "
+            "answering); it may or may not have been carried out: retry it (with the same "
+            "idempotency_key)",
+        },
+        "leader": node.leader_id,
+    }
+
+
+def no_leader_health(node: ClusterNode) -> dict[str, Any]:
+    return {
+        "status": "unavailable",
+        "orchestrator": "no_leader",
+        "node": node.node_id,
+        "role": "follower",
+        "leader": node.leader_id,
+        "cluster": node.name,
+    }
+
+
+def as_follower_health(node: ClusterNode, answer: Answer) -> Answer:
+    """The leader's health, told by this node: its own name, role and clients."""
+    try:
+        body = answer.json()
+    except orjson.JSONDecodeError:
+        return answer
+    body.update(
+        node=node.node_id,
+        role="follower",
+        leader=node.leader_id,
+        cluster=node.name,
+        clients=node.local_clients(),
+    )
+    payload = orjson.dumps(body)
+    headers = [
+        (k, str(len(payload)).encode() if k == b"content-length" else v) for k, v in answer.headers
+    ]
+    return Answer(answer.status, headers, payload)
 
 
 PROMETHEUS: Final = b"text/plain; version=0.0.4; charset=utf-8"

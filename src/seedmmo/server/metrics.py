@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from seedmmo.server.wsprotocol import SeedWebSocketProtocol
 
 if TYPE_CHECKING:
+    from seedmmo.server.forward import Forwarder
     from seedmmo.server.views import Views
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -152,12 +153,28 @@ class _FiguresCollector(Collector):
             yield from cluster_families(self.views.node.role() == "leader", cluster)
 
 
-def standby_metrics(cluster: dict[str, Any]) -> bytes:
-    """/metrics of a cluster node that leads nothing: its cluster figures only."""
+def standby_metrics(cluster: dict[str, Any], forwarder: Forwarder) -> bytes:
+    """/metrics of a cluster node that leads nothing: its cluster figures and what it passed
+    on to the leader."""
 
     class Standby(Collector):
         def collect(self) -> Iterator[Metric]:
             yield from cluster_families(False, cluster)
+            yield CounterMetricFamily(
+                "seedmmo_forwarded_requests",
+                "API requests this follower passed to the leader",
+                value=float(forwarder.forwarded),
+            )
+            yield CounterMetricFamily(
+                "seedmmo_forwarded_unanswered",
+                "Forwarded requests no leader answered in time (answered 503)",
+                value=float(forwarder.unanswered),
+            )
+            yield CounterMetricFamily(
+                "seedmmo_forwarded_seconds",
+                "Time spent waiting for the leader's answers, in total",
+                value=forwarder.seconds_total,
+            )
 
     registry = CollectorRegistry(auto_describe=True)
     registry.register(Standby())
