@@ -4,16 +4,18 @@ Starts a redis-server (append-only, fsync always) and three `seedmmo serve --red
 in the same run, one single node on SQLite (synchronous=FULL) as the baseline. Measures, each
 against the baseline:
 
-- durable publishes/s through the leader (8 pipelined WebSocket publishers, bench/publish.py);
+- durable publishes/s through the leader and through a follower (8 pipelined WebSocket
+  publishers, bench/publish.py; a follower passes each publish to the leader);
 - durable REST publishes/s (``POST /api/events``, wrk -c64 as bench/rest.py) to the single
   node, to the leader, and to a follower (which passes each to the leader through Redis);
-- 10 Hz tick deliveries/s and latency p99 to `--observers` observers (bench/fanout.py);
+- 10 Hz tick deliveries/s and latency p99 to `--observers` observers (bench/fanout.py): all on
+  the single node, and spread evenly over the three cluster nodes (each follower fans out to
+  its own from the leader's relay);
 - failover: `kill -9` of the leader until another node holds the lease, and until it serves
   (health 200), median of `--kills`.
 
-Only the leader serves WebSockets at this stage (docs/cluster.md), so the WebSocket publishers
-and all observers are on the leader; followers serve REST. Two cores cannot show scale: the
-ratios show what Redis and forwarding cost, and the failover times are the guarantee.
+Two cores cannot show scale (three nodes, Redis and the load share them): the ratios show what
+Redis, the relay and forwarding cost, and the failover times are the guarantee.
 
     python bench/cluster.py [--seconds 8] [--observers 3000] [--kills 5]
 
@@ -178,18 +180,21 @@ def first_leader_after(ports: list[int], since: float, timeout: float = 15.0) ->
     return min(found)
 
 
-def publish_case(port: int, seconds: float) -> dict[str, Any]:
+SINKS: dict[int, str] = {}  # the sink game's key, by the port it was registered through
+
+
+def publish_case(port: int, seconds: float, prefix: str = "pub") -> dict[str, Any]:
+    """8 publishers (new games named `prefix`N) to the one game "sink", all through `port`."""
     keys = []
     for n in range(8):
-        body = {"game_id": f"pub{n}", "realm_id": "p", "developer_name": "bench"}
+        body = {"game_id": f"{prefix}{n}", "realm_id": "p", "developer_name": "bench"}
         keys.append(str(post(port, "/api/games", body, ADMIN)["game_key"]))
-    sink = post(
-        port, "/api/games", {"game_id": "sink", "realm_id": "s", "developer_name": "b"}, ADMIN
-    )
+    if not SINKS:
+        body = {"game_id": "sink", "realm_id": "s", "developer_name": "b"}
+        SINKS[port] = str(post(port, "/api/games", body, ADMIN)["game_key"])
+    sink_key = next(iter(SINKS.values()))
     out: multiprocessing.Queue[Any] = multiprocessing.Queue()
-    load = multiprocessing.Process(
-        target=ws_process, args=(port, keys, str(sink["game_key"]), seconds, 64, out)
-    )
+    load = multiprocessing.Process(target=ws_process, args=(port, keys, sink_key, seconds, 64, out))
     load.start()
     result: dict[str, Any] = out.get(timeout=seconds + 60)
     load.join(timeout=10)
@@ -220,15 +225,26 @@ def rest_publish_case(register_port: int, ports: list[int], seconds: float) -> l
         os.unlink(script.name)
 
 
-def fanout_case(port: int, observers: int, seconds: float) -> dict[str, Any]:
+def fanout_case(ports: list[int], observers: int, seconds: float) -> dict[str, Any]:
+    """`observers` spread evenly over `ports`, one load process per port, at once."""
     out: multiprocessing.Queue[Any] = multiprocessing.Queue()
-    load = multiprocessing.Process(
-        target=client_process, args=(port, observers, seconds, 2.0, True, out)
-    )
-    load.start()
-    result: dict[str, Any] = out.get(timeout=seconds + 120)
-    load.join(timeout=30)
-    return result
+    loads = [
+        multiprocessing.Process(
+            target=client_process, args=(port, observers // len(ports), seconds, 2.0, True, out)
+        )
+        for port in ports
+    ]
+    for load in loads:
+        load.start()
+    results: list[dict[str, Any]] = [out.get(timeout=seconds + 120) for _ in loads]
+    for load in loads:
+        load.join(timeout=30)
+    return {
+        "deliveries_per_s": sum(r["deliveries_per_s"] for r in results),
+        "latency_p99_ms": max(r["latency_p99_ms"] for r in results),  # the worst node's
+        "observers_behind": sum(r["observers_behind"] for r in results),
+        "per_node": results,
+    }
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -262,7 +278,8 @@ def main() -> int:
         try:
             results["single_publish"] = publish_case(single_port, args.seconds)
             results["single_rest"] = rest_publish_case(single_port, [single_port], args.seconds)[0]
-            results["single_fanout"] = fanout_case(single_port, args.observers, args.seconds)
+            SINKS.clear()  # (the cluster registers its own)
+            results["single_fanout"] = fanout_case([single_port], args.observers, args.seconds)
         finally:
             stop(single)
         redis, redis_port = start_redis(root)
@@ -275,10 +292,11 @@ def main() -> int:
             leader = leader_port(ports)
             results["cluster_publish_leader"] = publish_case(leader, args.seconds)
             follower = next(port for port in ports if port != leader)
+            results["cluster_publish_follower"] = publish_case(follower, args.seconds, "fpub")
             results["cluster_rest_leader"], results["cluster_rest_follower"] = rest_publish_case(
                 leader, [leader, follower], args.seconds
             )
-            results["cluster_fanout_leader"] = fanout_case(leader, args.observers, args.seconds)
+            results["cluster_fanout"] = fanout_case(ports, args.observers, args.seconds)
             serve_s: list[float] = []
             for kill in range(args.kills):
                 ports = [port for proc, port in nodes if proc.poll() is None]
@@ -306,11 +324,14 @@ def main() -> int:
             redis.terminate()
             redis.wait(timeout=10)
     sp, cp = results["single_publish"], results["cluster_publish_leader"]
-    sf, cf = results["single_fanout"], results["cluster_fanout_leader"]
+    sf, cf = results["single_fanout"], results["cluster_fanout"]
+    fp = results["cluster_publish_follower"]
     print(
         f"publish acked/s: single {sp['acked_per_s']} (SQLite FULL), cluster leader "
         f"{cp['acked_per_s']} (Redis fsync always): {ratio(cp['acked_per_s'], sp['acked_per_s'])}; "
-        f"ack p99 {sp['ack_p99_ms']} -> {cp['ack_p99_ms']} ms"
+        f"ack p99 {sp['ack_p99_ms']} -> {cp['ack_p99_ms']} ms; through a follower "
+        f"{fp['acked_per_s']} ({ratio(fp['acked_per_s'], cp['acked_per_s'])} of the leader), "
+        f"ack p99 {fp['ack_p99_ms']} ms"
     )
     sr, lr, fr = (
         results["single_rest"],
@@ -326,7 +347,7 @@ def main() -> int:
     )
     print(
         f"fan-out {args.observers} observers: deliveries/s single {sf['deliveries_per_s']}, "
-        f"cluster {cf['deliveries_per_s']} "
+        f"cluster (a third on each node) {cf['deliveries_per_s']} "
         f"({ratio(cf['deliveries_per_s'], sf['deliveries_per_s'])}); "
         f"latency p99 {sf['latency_p99_ms']} -> {cf['latency_p99_ms']} ms; behind "
         f"{sf['observers_behind']}/{cf['observers_behind']}"

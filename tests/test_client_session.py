@@ -425,6 +425,25 @@ def test_a_rate_limited_keyed_request_waits_as_told_then_goes_again() -> None:
     assert isinstance(answer, Resolve) and answer.error is not None
 
 
+@pytest.mark.parametrize(
+    ("code", "wait"), [("store_failing", 0.5), ("leader_unavailable", 0.2), ("unavailable", None)]
+)
+def test_a_keyed_request_refused_for_now_goes_again_after_a_short_wait(
+    code: str, wait: float | None
+) -> None:
+    """What a 503 asks for ("retry with the same idempotency_key") the session does itself;
+    any other refusal is the application's."""
+    session = Session("gk")
+    handshake(session, 0)
+    ref, first = session.request("publish_event", **publish_fields("trade", target="b"))
+    (outcome,) = session.receive(wire(event_type="error", ref=ref, code=code))
+    if wait is None:
+        assert isinstance(outcome, Resolve) and outcome.error is not None
+        return
+    assert outcome == Later(ref, wait)
+    assert sent(session.release(ref)) == sent(first)  # the same key: it happens once
+
+
 def test_an_observer_subscribes_without_a_key_and_sees_every_kind_of_news() -> None:
     session = Session(None, topics=("entities", "realms"), since=3)
     session.connection_opened()

@@ -7,6 +7,7 @@ answering (SIGSTOP) gets 503s, never an acknowledgement, and everything recovers
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -122,19 +123,19 @@ def test_one_node_leads_and_the_followers_serve_the_api_through_it(cluster: Clus
         assert body["control_tick"] > 0
         assert follower.http.get("/api/realms").json() == leader.http.get("/api/realms").json()
 
-        async def refused_with(node: ServerProcess) -> int:
-            """The handshake is answered 503: a proxy tries the next node, the SDK too."""
-            with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
-                async with websockets.connect(node.base.replace("http", "ws") + "/ws"):
-                    pass
-            status: int = refused.value.response.status_code
-            assert b"not_leader" in refused.value.response.body
-            return status
+        async def welcomed_by(node: ServerProcess) -> dict[str, Any]:
+            """A follower serves WebSockets of its own: the welcome says where the universe is."""
+            async with websockets.connect(node.base.replace("http", "ws") + "/ws") as ws:
+                welcome: dict[str, Any] = json.loads(await ws.recv())
+                return welcome
 
-        assert asyncio.run(refused_with(follower)) == 503
+        welcome = asyncio.run(welcomed_by(follower))
+        assert welcome["event_type"] == "welcome"
+        assert welcome["epoch"] == leader.http.get("/api/stats").json()["stats"]["epoch"]
         metrics = follower.http.get("/metrics").text
         assert "seedmmo_cluster_leader 0.0" in metrics
         assert "seedmmo_forwarded_requests_total" in metrics
+        assert "seedmmo_follower_batches_total" in metrics  # it follows the relay
     # stats: the leader, its epoch, every live node with its role
     deadline = time.monotonic() + 10
     while True:
@@ -201,6 +202,85 @@ def test_every_node_serves_one_universe_over_rest(cluster: Cluster) -> None:
     assert [e["event_id"] for e in page] == [sent.json()["event_id"]]
 
 
+async def collect(
+    client: Any, offsets: set[int], ticks_wanted: int = 5
+) -> tuple[list[int], list[int]]:
+    """What a client receives until it has every event of `offsets` (and some ticks): the
+    event offsets and the tick ids, in the order they came."""
+    events: list[int] = []
+    ticks: list[int] = []
+    async with asyncio.timeout(30):
+        while not (offsets <= set(events) and len(ticks) >= ticks_wanted):
+            item = await client.next()
+            if isinstance(item, Tick):
+                ticks.append(item.control_tick_id)
+            elif isinstance(item, Event):
+                events.append(item.offset)
+    return events, ticks
+
+
+def test_clients_on_every_node_see_every_tick_and_event_once_in_order(cluster: Cluster) -> None:
+    """Games and observers on the leader and on both followers; events published over REST
+    through one follower and over the WebSocket of a game on the other: every observer sees
+    every event once, in offset order, and every tick; each game gets what is addressed to it;
+    then an observer resumes with `since` on another follower and gets exactly the rest."""
+    leader = cluster.leader()
+    a, b = [n for n in cluster.nodes if n is not leader]
+    north, south = a.register("north"), b.register("south")
+    total = 30
+
+    async def scenario() -> dict[str, Any]:
+        async with (
+            connect(b.base, game_key=north, backoff=FAST) as north_game,
+            connect(leader.base, game_key=south, backoff=FAST) as south_game,
+            connect(a.base, topics=("events", "ticks"), backoff=FAST) as on_a,
+            connect(b.base, topics=("events", "ticks"), backoff=FAST) as on_b,
+            connect(leader.base, topics=("events", "ticks"), backoff=FAST) as on_leader,
+        ):
+            acks: list[dict[str, Any]] = []
+            rest = httpx.AsyncClient(base_url=a.base, timeout=10)
+            for n in range(total):
+                if n % 2:  # north, connected to follower b, publishes over its WebSocket
+                    acks.append(
+                        await north_game.publish(
+                            "ping", target="south", data={"n": n}, idempotency_key=f"p{n}"
+                        )
+                    )
+                else:  # south's key, over REST through follower a
+                    sent = await rest.post(
+                        "/api/events",
+                        json={"event_type": "pong", "target_game_id": "north", "data": {}},
+                        headers={"Authorization": f"Bearer {south}"},
+                    )
+                    assert sent.status_code == 202, sent.text
+                    acks.append(sent.json())
+            await rest.aclose()
+            offsets = [ack["offset"] for ack in acks]
+            seen = await asyncio.gather(
+                *(collect(c, set(offsets)) for c in (on_a, on_b, on_leader)),
+                collect(north_game, set(offsets[0::2]), 0),
+                collect(south_game, set(offsets[1::2]), 0),
+            )
+        return {"offsets": offsets, "seen": seen}
+
+    got = asyncio.run(scenario())
+    offsets = got["offsets"]
+    assert offsets == sorted(set(offsets)) and len(offsets) == total
+    *observers, (north_events, _), (south_events, _) = got["seen"]
+    for events, ticks in observers:
+        assert events == offsets  # every event once, in order, on every node
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # every tick, in order
+    assert north_events == offsets[0::2] and south_events == offsets[1::2]
+
+    async def resume(node: ServerProcess, after: int) -> list[int]:
+        async with connect(node.base, topics=("events",), since=after, backoff=FAST) as late:
+            events, _ = await collect(late, {o for o in offsets if o > after}, 0)
+        return events
+
+    assert asyncio.run(resume(b, offsets[10])) == offsets[11:]
+    assert asyncio.run(resume(a, 0)) == offsets
+
+
 def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cluster) -> None:
     leader = cluster.leader()
     seller = leader.register("seller")
@@ -212,9 +292,12 @@ def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cl
         acks: list[dict[str, Any]] = []
         ticks: list[int] = []
         received: list[int] = []
+        # both on followers (whichever takes over closes its clients: they move on)
+        f1, f2 = [n.base for n in cluster.nodes if n is not leader]
+        to_buy, to_sell = [f1, f2, leader.base], [f2, f1, leader.base]
         async with (
-            connect(cluster.urls, game_key=buyer, backoff=FAST, topics=("ticks",)) as buying,
-            connect(cluster.urls, game_key=seller, backoff=FAST, topics=("realms",)) as selling,
+            connect(to_buy, game_key=buyer, backoff=FAST, topics=("ticks",)) as buying,
+            connect(to_sell, game_key=seller, backoff=FAST, topics=("realms",)) as selling,
         ):
 
             async def publish_all() -> None:

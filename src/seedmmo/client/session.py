@@ -29,9 +29,11 @@ dropped connection: it is sent again once the next connection is ready, and the 
 the retry with the first acknowledgement, so it happens once. Other requests still unanswered
 when the connection drops fail with :class:`ConnectionLost` (they may or may not have
 happened). A keyed request refused as ``rate_limited`` is sent again after the ``retry_after_s``
-the server names (:class:`Later`), instead of failing. Entity news (``entity_arrived`` and the
-like) is live only; after a reconnect (:class:`Connected` with ``resumed=True``) read the
-entities again if you need them exact.
+the server names (:class:`Later`), instead of failing; so is one refused because it could not
+be made durable then (``store_failing``) or because a cluster's leader did not answer in time
+(``leader_unavailable``), after a short wait: the key makes the retry happen once. Entity
+news (``entity_arrived`` and the like) is live only; after a reconnect (:class:`Connected`
+with ``resumed=True``) read the entities again if you need them exact.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ __all__ = [
     "publish_fields",
     "travel_fields",
 ]
+
+# refusals a keyed request is sent again after (seconds, when the server names none)
+RETRIED: Final = {"rate_limited": 1.0, "store_failing": 0.5, "leader_unavailable": 0.2}
 
 ENTITY_NEWS: Final = frozenset(
     {
@@ -392,9 +397,10 @@ class Session:
         if isinstance(ref, str) and ref in self._pending:
             message = self._pending.pop(ref)
             if kind == "error":
-                if fields["code"] == "rate_limited" and "idempotency_key" in message:
+                if fields["code"] in RETRIED and "idempotency_key" in message:
                     self._held[ref] = message
-                    return [Later(ref, float(fields["retry_after_s"] or 1.0))]
+                    wait = fields.get("retry_after_s") or RETRIED[fields["code"]]
+                    return [Later(ref, float(wait))]
                 return [Resolve(ref, error=error_of(fields))]
             return [Resolve(ref, result={k: v for k, v in msg.items() if k not in RESULT_ENVELOPE})]
         if kind == "cross_game_event":

@@ -23,14 +23,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seedmmo import __version__
-from seedmmo.errors import SeedError
+from seedmmo.errors import SeedError, Unavailable
 from seedmmo.server.api import metrics_router, router
 from seedmmo.server.auth import load_admin_token
-from seedmmo.server.cluster import CLOSE_SERVICE_RESTART, ClusterGate, ClusterNode
+from seedmmo.server.cluster import CLOSE_SERVICE_RESTART, ClusterGate, ClusterNode, Leading
 from seedmmo.server.demo import install_demo
 from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.hotpaths import HotPaths
+from seedmmo.server.hub import Hub
 from seedmmo.server.parts import Parts, assemble
+from seedmmo.server.relay import RelayingFanout
+from seedmmo.server.remote_actions import answer_remote
 from seedmmo.server.settings import Settings
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 from seedmmo.store import MemoryStore, SqliteStore, Store
@@ -189,7 +192,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def cluster_node(app: FastAPI, token: str) -> AsyncIterator[None]:
         """A node of a cluster: it serves while it holds the tick lease (see server/cluster)."""
 
-        async def lead(node: ClusterNode) -> Parts:
+        async def lead(node: ClusterNode) -> Leading:
+            hub = Hub()
+            relay = RelayingFanout(
+                hub,
+                node.client,
+                node.name,
+                lease_epoch=node.lease.epoch,
+                period_s=settings.tick_ms / 1000.0,
+            )
             parts = assemble(
                 settings,
                 node.open_store(),
@@ -197,18 +208,29 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 role=node.lease,
                 tick_floor=node.lease.start_tick,
                 node=node,
+                hub=hub,
+                fanout=relay,
             )
+            relay.start(parts.orchestrator)
             await start_serving(parts)
             app.state.parts = parts
-            return parts
+            return Leading(parts, relay)
 
-        async def step_down(parts: Parts) -> None:
+        async def step_down(leading: Leading) -> None:
+            parts = leading.parts
             app.state.parts = None
             await drain_parts(
                 parts, code=CLOSE_SERVICE_RESTART, reason="the leader changed: reconnect"
             )
+            await leading.relay.stop()
             # a fenced store refuses what is still queued: nothing there was acknowledged
             await asyncio.get_running_loop().run_in_executor(None, parts.close, 1.0)
+
+        async def answer_follower(frame: bytes, token: str | None, address: str) -> bytes:
+            parts: Parts | None = getattr(app.state, "parts", None)
+            if parts is None:
+                raise Unavailable("this node no longer leads")
+            return await answer_remote(parts, frame, token, address)
 
         def clients() -> int:
             parts: Parts | None = getattr(app.state, "parts", None)
@@ -217,6 +239,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         node = ClusterNode(settings, lead=lead, step_down=step_down, clients=clients)
         # forwarded requests run through what serves this node's own (see serving_stack)
         node.serve_app = getattr(app.state, "serve_app", app)
+        node.serve_ws = answer_follower
         app.state.parts = None
         app.state.node = node
         await node.start(token)

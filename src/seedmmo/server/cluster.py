@@ -4,8 +4,10 @@ Every node seeks the tick lease (:mod:`seedmmo.server.lease`). The node that hol
 *leader*: it restores the universe from Redis (:class:`~seedmmo.store.redis.RedisStore`, every
 write fenced by its lease epoch), runs the control tick and serves every endpoint and the
 WebSocket. The other nodes are *followers*: they serve the API by passing each request to the
-leader through Redis and returning its answer (:mod:`seedmmo.server.forward`), and answer
-``/api/health`` with the leader's figures and their own ``node`` and ``role``. When the leader
+leader through Redis and returning its answer (:mod:`seedmmo.server.forward`), answer
+``/api/health`` with the leader's figures and their own ``node`` and ``role``, and serve
+WebSockets of their own, fed from the leader's relay (:mod:`seedmmo.server.relay`,
+:mod:`seedmmo.server.follower`). When the leader
 dies its lease lapses (``lease_s``) and a follower takes it, restores what the dead leader made
 durable and carries on: nothing acknowledged is lost (it was in Redis before it was
 acknowledged) and no tick id repeats (the lease reserves them).
@@ -14,9 +16,8 @@ A leader that loses its lease (another node took it while this one was paused, o
 Redis) stops ticking at once, closes its connections with 1012 (clients reconnect elsewhere and
 resume by offset), lets go of its universe and becomes a follower.
 
-Not yet: WebSockets on followers (fan-out to their own sockets from a stream); a follower
-refuses the handshake with 503, so clients and proxies move on to the leader. See
-docs/cluster.md.
+A node that changes roles closes its WebSockets with 1012; clients reconnect (to any node)
+and resume by offset. See docs/cluster.md.
 """
 
 from __future__ import annotations
@@ -28,23 +29,29 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
-from seedmmo.server.forward import Answer, Forwarder, ForwardServer, LeaderUnavailable
+from seedmmo.server.fastpath import SCOPE_KEY, raw_capable
+from seedmmo.server.follower import FollowerSite
+from seedmmo.server.forward import Answer, Forwarder, ForwardServer, LeaderUnavailable, WsHandler
 from seedmmo.server.hotpaths import SECURITY_HEADERS
 from seedmmo.server.lease import Lease
 from seedmmo.server.metrics import standby_metrics
 from seedmmo.server.node import default_node_id
+from seedmmo.server.relay import RelayingFanout
 from seedmmo.server.settings import Settings
+from seedmmo.server.ws import serve_websocket
 from seedmmo.store import StoreError
 from seedmmo.store.redis import RedisStore
 
-__all__ = ["ClusterGate", "ClusterNode"]
+__all__ = ["ClusterGate", "ClusterNode", "Leading"]
 
 log = logging.getLogger("seedmmo.server.cluster")
 
@@ -52,6 +59,14 @@ CLOSE_SERVICE_RESTART: Final = 1012
 CLOSE_TRY_LATER: Final = 1013
 MEMBERSHIP_EVERY_S: Final = 1.0
 MEMBER_GONE_AFTER_S: Final = 5.0  # a node not seen this long is left out of the stats
+
+
+@dataclass(frozen=True, slots=True)
+class Leading:
+    """What a leading node runs: the server's parts, and the relay to the followers."""
+
+    parts: Any  # (Parts: the cluster layer does not import the server it wraps)
+    relay: RelayingFanout
 
 
 class ClusterNode:
@@ -97,7 +112,9 @@ class ClusterNode:
             timeout_s=settings.engine_timeout_s,
         )
         self.serve_app: ASGIApp | None = None  # what forwarded requests run through, leading
+        self.serve_ws: WsHandler | None = None  # what answers followers' WebSocket clients
         self._serving: ForwardServer | None = None
+        self.follower: FollowerSite | None = None  # this node's WebSockets while it follows
         self.leading: Any = None  # what `lead` returned, while this node leads
         self.leader_id: str | None = None
         self.members: list[dict[str, Any]] = []
@@ -108,6 +125,8 @@ class ClusterNode:
     # ------------------------------------------------------------------ NodeRole
 
     def local_clients(self) -> int:
+        if self.follower is not None:
+            return len(self.follower.hub.connections)
         return self._clients()
 
     def role(self) -> str:
@@ -141,6 +160,7 @@ class ClusterNode:
             )
         loop = asyncio.get_running_loop()
         await self.forwarder.start()
+        await self._start_following()
         self._tasks = [
             loop.create_task(self.lease.run(self._gained, self._lost), name="seedmmo-lease"),
             loop.create_task(self._control(), name="seedmmo-cluster"),
@@ -158,6 +178,7 @@ class ClusterNode:
         self._tasks = []
         if self.leading is not None:
             await self._stop_leading()
+        await self._stop_following("server shutting down")
         await self.lease.release()
         await self.forwarder.close()
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
@@ -181,11 +202,13 @@ class ClusterNode:
             self._wanted.clear()
             if self.lease.state.epoch and self.leading is None:
                 began = time.monotonic()
+                await self._stop_following("this node leads the cluster now: reconnect")
                 try:
                     self.leading = await self._lead(self)
                 except Exception:
                     log.exception("could not take over as leader; letting the lease go")
                     await self.lease.release()
+                    await self._start_following()
                     continue
                 await self._serve_forwarded()
                 log.info(
@@ -200,6 +223,25 @@ class ClusterNode:
             elif not self.lease.state.epoch and self.leading is not None:
                 log.warning("[LEASE] %s steps down: another node leads now", self.node_id)
                 await self._stop_leading()
+                await self._start_following()
+
+    async def _start_following(self) -> None:
+        """Serve WebSockets as a follower (when Redis answers: else the membership loop tries
+        again)."""
+        if self.follower is not None or self.leading is not None:
+            return
+        try:
+            site = FollowerSite(self.settings, self.node_id, self.name, self.forwarder)
+            await site.start()
+        except (StoreError, TimeoutError, RedisError, OSError) as exc:
+            log.warning("cannot serve WebSockets as a follower yet: %s", exc)
+            return
+        self.follower = site
+
+    async def _stop_following(self, reason: str) -> None:
+        if self.follower is not None:
+            site, self.follower = self.follower, None
+            await site.stop(reason)
 
     async def _serve_forwarded(self) -> None:
         """Run the requests followers pass on (through this node's application)."""
@@ -211,6 +253,7 @@ class ClusterNode:
             self.name,
             self.serve_app,
             timeout_s=self.settings.engine_timeout_s,
+            ws=self.serve_ws,
         )
         await self._serving.start()
 
@@ -251,6 +294,8 @@ class ClusterNode:
                     )
                 self.members = sorted(members, key=lambda m: m["node"])
                 self.leader_id = await self.lease.leader()
+                if self.follower is None and self.leading is None and not self.lease.held:
+                    await self._start_following()
             except (TimeoutError, RedisError, OSError) as exc:
                 log.debug("membership: Redis did not answer (%s)", exc)
             await asyncio.sleep(MEMBERSHIP_EVERY_S)
@@ -286,11 +331,23 @@ class ClusterGate:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            await self._refuse_websocket(node, scope, receive, send)
+            site = node.follower
+            if site is None or site.draining or scope.get("path") != "/ws":
+                await self._refuse_websocket(node, scope, receive, send)
+                return
+            protocol = getattr(send, "__self__", None)
+            if raw_capable(protocol):  # (what CaptureRawProtocol does in the application)
+                scope[SCOPE_KEY] = protocol
+            await serve_websocket(WebSocket(scope, receive, send), site, site.handle)
             return
         path = scope.get("path", "")
         if path == "/metrics":
-            await respond(send, 200, standby_metrics(node.cluster(), node.forwarder), PROMETHEUS)
+            await respond(
+                send,
+                200,
+                standby_metrics(node.cluster(), node.forwarder, node.follower),
+                PROMETHEUS,
+            )
         elif path.startswith("/api/"):
             await self._forward(node, scope, receive, send)
         else:
@@ -363,9 +420,9 @@ def not_leader(node: ClusterNode) -> dict[str, Any]:
     return {
         "error": {
             "code": "not_leader",
-            "message": f"node {node.node_id} is a follower of cluster {node.name!r} and does "
-            f"not serve WebSockets yet; the leader is {leader}: connect there, or through the "
-            "load balancer",
+            "message": f"node {node.node_id} is a follower of cluster {node.name!r} and cannot "
+            f"serve WebSockets now (Redis is not answering, or it is changing roles); the "
+            f"leader is {leader}: connect there, or through the load balancer",
         },
         "leader": node.leader_id,
     }

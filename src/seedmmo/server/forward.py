@@ -33,7 +33,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,7 +42,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message
 
-__all__ = ["FORWARDED_HEADERS", "Answer", "ForwardServer", "Forwarder", "LeaderUnavailable"]
+__all__ = [
+    "FORWARDED_HEADERS",
+    "Answer",
+    "ForwardServer",
+    "Forwarder",
+    "LeaderUnavailable",
+    "WsHandler",
+]
 
 log = logging.getLogger("seedmmo.server.forward")
 
@@ -54,6 +61,10 @@ LISTEN_S: Final = 1.0  # how long one wait for a message lasts (the loops wake t
 RETRY_S: Final = 0.02  # while no leader listens, a request is published again this often
 MAX_IN_FLIGHT: Final = 512  # forwarded requests a leader runs at once (then it reads no more)
 PUBLISHERS: Final = 16  # connections a node publishes on (requests, or answers)
+
+
+# runs a follower's WebSocket message on the leader: (frame, token, client address) -> reply
+WsHandler = Callable[[bytes, str | None, str], Awaitable[bytes]]
 
 
 class LeaderUnavailable(Exception):
@@ -184,13 +195,8 @@ class Forwarder:
         client: tuple[str, int] | None,
     ) -> Answer:
         """Raises LeaderUnavailable when no leader answered before the deadline."""
-        began = time.monotonic()
-        request_id = self._prefix + str(next(self._ids))
-        doc = orjson.dumps(
+        reply = await self._ask(
             {
-                "id": request_id,
-                "node": self._node_id,
-                "expires": time.time() + self._deadline_s,
                 "method": method,
                 "path": path,
                 "query": query.decode("latin-1"),
@@ -203,6 +209,31 @@ class Forwarder:
                 "client": list(client) if client else None,
             }
         )
+        return Answer(
+            int(reply["status"]),
+            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply["headers"]],
+            base64.b64decode(reply["body"]),
+        )
+
+    async def ws(self, frame: bytes, token: str | None, address: str) -> bytes:
+        """A WebSocket client's message, answered by the leader as if the client were
+        connected there with `token`; the reply message (JSON). Raises LeaderUnavailable."""
+        reply = await self._ask(
+            {"kind": "ws", "frame": frame.decode(), "token": token, "address": address}
+        )
+        return base64.b64decode(reply["body"])
+
+    async def _ask(self, fields: dict[str, Any]) -> dict[str, Any]:
+        began = time.monotonic()
+        request_id = self._prefix + str(next(self._ids))
+        doc = orjson.dumps(
+            {
+                "id": request_id,
+                "node": self._node_id,
+                "expires": time.time() + self._deadline_s,
+                **fields,
+            }
+        )
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         self.forwarded += 1
@@ -212,18 +243,13 @@ class Forwarder:
                 while not await self._client.publish(self._requests, doc):
                     self.republished += 1
                     await asyncio.sleep(RETRY_S)
-                reply = await future
+                return await future
         except (TimeoutError, RedisError, OSError) as exc:
             self.unanswered += 1
             raise LeaderUnavailable(str(exc) or "no answer before the deadline") from None
         finally:
             self._waiting.pop(request_id, None)
             self.seconds_total += time.monotonic() - began
-        return Answer(
-            int(reply["status"]),
-            [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply["headers"]],
-            base64.b64decode(reply["body"]),
-        )
 
     def _answered(self, raw: bytes) -> None:
         reply = orjson.loads(raw)
@@ -236,8 +262,17 @@ class ForwardServer:
     """The leader's side: from ``start`` to ``stop``, run what followers pass on through `app`
     (this node's application, without the cluster layer)."""
 
-    def __init__(self, url: str, cluster: str, app: ASGIApp, *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        cluster: str,
+        app: ASGIApp,
+        *,
+        timeout_s: float,
+        ws: WsHandler | None = None,
+    ) -> None:
         self._client = _publisher(url, timeout_s)
+        self._ws = ws
         self._cluster = cluster
         self._requests = Listener(url, _request_channel(cluster), self._received, timeout_s)
         self._app = app
@@ -272,7 +307,15 @@ class ForwardServer:
             if float(doc["expires"]) < time.time():
                 self.expired += 1  # the follower has given up (and answered 503)
                 return
-            status, headers, body = await self._run(doc)
+            if doc.get("kind") == "ws":
+                if self._ws is None:
+                    return
+                status, headers = 200, list[tuple[bytes, bytes]]()
+                body = await self._ws(
+                    str(doc["frame"]).encode(), doc.get("token"), str(doc.get("address", ""))
+                )
+            else:
+                status, headers, body = await self._run(doc)
             reply = orjson.dumps(
                 {
                     "id": doc["id"],

@@ -115,6 +115,10 @@ class Hub:
     def connected_games(self) -> list[str]:
         return list(self._games)
 
+    def subscribed_topics(self) -> list[str]:
+        """The topics with at least one subscriber."""
+        return list(self._topics)
+
     # ------------------------------------------------------------------ fan-out
 
     def _offer(self, conn: Connection, msg: Outgoing) -> None:

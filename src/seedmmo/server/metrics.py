@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from seedmmo.server.wsprotocol import SeedWebSocketProtocol
 
 if TYPE_CHECKING:
+    from seedmmo.server.follower import FollowerSite
     from seedmmo.server.forward import Forwarder
     from seedmmo.server.views import Views
 
@@ -153,13 +154,36 @@ class _FiguresCollector(Collector):
             yield from cluster_families(self.views.node.role() == "leader", cluster)
 
 
-def standby_metrics(cluster: dict[str, Any], forwarder: Forwarder) -> bytes:
-    """/metrics of a cluster node that leads nothing: its cluster figures and what it passed
-    on to the leader."""
+def standby_metrics(
+    cluster: dict[str, Any], forwarder: Forwarder, follower: FollowerSite | None
+) -> bytes:
+    """/metrics of a cluster node that leads nothing: its cluster figures, its own WebSockets
+    and what it passed on to the leader."""
 
     class Standby(Collector):
         def collect(self) -> Iterator[Metric]:
             yield from cluster_families(False, cluster)
+            if follower is not None:
+                yield GaugeMetricFamily(
+                    "seedmmo_follower_connections",
+                    "WebSocket connections this follower serves",
+                    value=float(len(follower.hub.connections)),
+                )
+                yield CounterMetricFamily(
+                    "seedmmo_follower_batches",
+                    "Batches of the leader's fan-out applied here",
+                    value=float(follower.batches),
+                )
+                yield CounterMetricFamily(
+                    "seedmmo_follower_catch_ups",
+                    "Gaps in the leader's batches made good by replaying from Redis",
+                    value=float(follower.catch_ups),
+                )
+                yield GaugeMetricFamily(
+                    "seedmmo_follower_lag_seconds",
+                    "From the leader's last batch to this node",
+                    value=follower.lag_s,
+                )
             yield CounterMetricFamily(
                 "seedmmo_forwarded_requests",
                 "API requests this follower passed to the leader",

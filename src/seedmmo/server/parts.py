@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from seedmmo.bus import Fanout
 from seedmmo.server.auth import Credentials
+from seedmmo.server.fastpath import Outgoing
 from seedmmo.server.hub import Hub
 from seedmmo.server.metrics import Metrics
 from seedmmo.server.node import NodeRole
@@ -41,6 +43,10 @@ class Parts:
     replays: ReplayLimiter
     tick_loop: TickLoop
 
+    @property
+    def draining(self) -> bool:
+        return self.orchestrator.draining
+
     def close(self, store_timeout_s: float = 10.0) -> None:
         """Flush and close the store (a failing one is retried that long), stop watching the
         collector."""
@@ -57,14 +63,18 @@ def assemble(
     role: TickRole | None = None,
     tick_floor: int = 0,
     node: NodeRole | None = None,
+    hub: Hub | None = None,
+    fanout: Fanout[Outgoing] | None = None,
 ) -> Parts:
     """Restore the universe from `store` and wire the server around it (call it with the loop
     running: the store's writer reports to it). Tick ids continue after `tick_floor` (a new
-    cluster leader's: the old one may have run ticks up to its reservation)."""
+    cluster leader's: the old one may have run ticks up to its reservation). `fanout` (around
+    `hub`, this node's connections) is what the orchestrator announces to: a cluster leader's
+    relays to the followers too."""
     credentials = Credentials(admin_token)
     restoration = restore(settings, store, credentials, clock, tick_floor=tick_floor)
-    hub = Hub()
-    orchestrator = Orchestrator(settings, credentials, store, restoration, hub)
+    hub = hub or Hub()
+    orchestrator = Orchestrator(settings, credentials, store, restoration, fanout or hub)
     metrics = Metrics()
     tick_stats = TickStats(settings.tick_ms)
     views = Views(orchestrator, hub, tick_stats, node)

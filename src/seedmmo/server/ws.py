@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -30,11 +30,15 @@ from seedmmo.server.fastpath import RawWriter
 from seedmmo.server.pacing import REPLAY_PAGE
 from seedmmo.server.parts import Parts
 from seedmmo.server.ratelimit import TokenBucket
+from seedmmo.server.site import Site
 from seedmmo.server.wire import error_reply, message, outgoing
 from seedmmo.server.ws_actions import handle_frame, ref_of, resync_message
 from seedmmo.store import ReplayGap
 
-__all__ = ["CLOSE_GOING_AWAY", "replay", "websocket_endpoint"]
+__all__ = ["CLOSE_GOING_AWAY", "Handler", "replay", "serve_websocket", "websocket_endpoint"]
+
+# answers one client message (None: the answer comes later, or there is none)
+Handler = Callable[[str | bytes, Connection], dict[str, Any] | None]
 
 log = logging.getLogger("seedmmo.server.ws")
 
@@ -46,11 +50,17 @@ CLOSE_TRY_LATER: Final = 1013
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    """``/ws`` of a node that holds the universe (a single node, a cluster's leader)."""
     parts: Parts = websocket.app.state.parts
-    settings = parts.settings
-    hub = parts.hub
+    await serve_websocket(websocket, parts, lambda raw, conn: handle_frame(raw, conn, parts))
+
+
+async def serve_websocket(websocket: WebSocket, site: Site, handle: Handler) -> None:
+    """One connection's life: welcome, the reader answering with `handle`, the writer."""
+    settings = site.settings
+    hub = site.hub
     await websocket.accept()
-    if parts.orchestrator.draining:
+    if site.draining:
         await websocket.close(CLOSE_GOING_AWAY, "server is draining")
         return
     # sockets count until they are really gone, closed or cut off, not until they leave the hub
@@ -69,7 +79,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     hub.open_sockets += 1
     try:
         hub.add(conn)
-        views = parts.views
+        views = site.views
         welcome = message(
             "welcome",
             client_id=conn.client_id,
@@ -81,9 +91,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         conn.offer(outgoing(welcome))
 
         async def replay_for(span: Replay) -> None:
-            await replay(parts, conn, span, websocket.send_text)
+            await replay(site, conn, span, websocket.send_text)
 
-        reader = asyncio.ensure_future(read_loop(websocket, conn, parts))
+        reader = asyncio.ensure_future(read_loop(websocket, conn, site, handle))
         writer = asyncio.ensure_future(
             conn.run(
                 websocket.send_text,
@@ -115,26 +125,26 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
 
 
 async def replay(
-    parts: Parts, conn: Connection, span: Replay, send_text: Callable[[str], Awaitable[None]]
+    site: Site, conn: Connection, span: Replay, send_text: Callable[[str], Awaitable[None]]
 ) -> None:
     """Page through the log, sending what the connection would have received live: one page
     per loop turn, pages from disk read off the loop, a bounded number of replays at once
     (:mod:`seedmmo.server.pacing`)."""
-    patience = parts.settings.slow_consumer_s
-    views = parts.views
-    async with parts.replays.slot(conn.address):
+    patience = site.settings.slow_consumer_s
+    views = site.views
+    async with site.replays.slot(conn.address):
         cursor = span.after
         while cursor < span.until and conn.close_code is None:
             try:
                 page = await views.read_after(cursor, min(REPLAY_PAGE, span.until - cursor))
             except ReplayGap as gap:  # retention overtook a slow replay
                 if not span.own_only:  # an observer starts over from live
-                    resync = outgoing(resync_message(parts, str(gap), None))
+                    resync = outgoing(resync_message(site, str(gap), None))
                     await conn.send(resync, send_text, patience)
                     return
                 # a game's replay from its cursor goes on with what is still retained
                 cursor = views.first_retained_offset - 1
-                resync = outgoing(resync_message(parts, str(gap), None, cursor))
+                resync = outgoing(resync_message(site, str(gap), None, cursor))
                 await conn.send(resync, send_text, patience)
                 continue
             if not page:
@@ -148,11 +158,11 @@ async def replay(
             await asyncio.sleep(0)  # one page per loop turn: the tick and the others go first
 
 
-async def read_loop(websocket: WebSocket, conn: Connection, parts: Parts) -> None:
-    settings = parts.settings
+async def read_loop(websocket: WebSocket, conn: Connection, site: Site, handle: Handler) -> None:
+    settings = site.settings
     limit = settings.max_frame_bytes
     bucket = TokenBucket(rate=settings.ws_messages_per_s, burst=settings.ws_burst)
-    hub = parts.hub
+    hub = site.hub
     handled = 0
     while True:
         handled += 1
@@ -182,6 +192,6 @@ async def read_loop(websocket: WebSocket, conn: Connection, parts: Parts) -> Non
             )
             hub.to_connection(conn, outgoing(error_reply(error, ref_of(raw))))
             continue
-        reply = handle_frame(raw, conn, parts)
+        reply = handle(raw, conn)
         if reply is not None:
             hub.to_connection(conn, outgoing(reply))

@@ -15,21 +15,43 @@ import orjson
 
 from seedmmo.errors import InvalidField, MalformedInput, SeedError
 from seedmmo.server.acks import Acked
-from seedmmo.server.auth import Role
+from seedmmo.server.auth import Principal, Role
 from seedmmo.server.connection import Connection, Replay
 from seedmmo.server.hub import STATIC_TOPICS
 from seedmmo.server.parts import Parts
+from seedmmo.server.site import Site
 from seedmmo.server.wire import error_reply, message, outgoing
 from seedmmo.store import ReplayGap
 
-__all__ = ["ACTIONS", "handle_frame", "ref_of", "resync_message"]
+__all__ = [
+    "ACTIONS",
+    "SESSION_ACTIONS",
+    "answer_frame",
+    "auth_reply",
+    "handle_frame",
+    "ref_of",
+    "replay_missed",
+    "resync_message",
+]
 
 T = TypeVar("T")
+S = TypeVar("S")
 Action = Callable[[dict[str, Any], Connection, Parts], dict[str, Any] | None]
 
 
 def handle_frame(raw: str | bytes, conn: Connection, parts: Parts) -> dict[str, Any] | None:
     """Answer one client message; every failure becomes an ``error`` reply."""
+    return answer_frame(raw, conn, parts, ACTIONS)
+
+
+def answer_frame(
+    raw: str | bytes,
+    conn: Connection,
+    site: S,
+    actions: Mapping[str, Callable[[dict[str, Any], Connection, S], dict[str, Any] | None]],
+) -> dict[str, Any] | None:
+    """Decode one client message and answer it with its action from `actions` (a node's own,
+    or a follower's); every failure becomes an ``error`` reply."""
     ref: Any = None
     try:
         try:
@@ -43,10 +65,10 @@ def handle_frame(raw: str | bytes, conn: Connection, parts: Parts) -> dict[str, 
             ref = None
             raise InvalidField("ref", "must be a string or an integer")
         action = msg.get("action")
-        handler = ACTIONS.get(action) if isinstance(action, str) else None
+        handler = actions.get(action) if isinstance(action, str) else None
         if handler is None:
-            raise InvalidField("action", f"unknown action {action!r}; one of {sorted(ACTIONS)}")
-        result = handler(msg, conn, parts)
+            raise InvalidField("action", f"unknown action {action!r}; one of {sorted(actions)}")
+        result = handler(msg, conn, site)
     except SeedError as exc:
         return error_reply(exc, ref)
     if result is None:
@@ -71,11 +93,9 @@ def body_of(msg: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in msg.items() if k not in ("action", "ref")}
 
 
-def resync_message(
-    parts: Parts, reason: str, ref: Any, offset: int | None = None
-) -> dict[str, Any]:
+def resync_message(site: Site, reason: str, ref: Any, offset: int | None = None) -> dict[str, Any]:
     """Events after `offset` follow (by default: the newest propagated, live ones only)."""
-    views = parts.views
+    views = site.views
     after = views.propagated_offset if offset is None else offset
     return message("resync_required", reason=reason, epoch=views.epoch, offset=after, ref=ref)
 
@@ -105,8 +125,8 @@ def answer_when_durable(
 # ----------------------------------------------------------------------------- the session
 
 
-def act_ping(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
-    return message("pong", control_tick=parts.views.tick)
+def act_ping(msg: dict[str, Any], conn: Connection, site: Site) -> dict[str, Any]:
+    return message("pong", control_tick=site.views.tick)
 
 
 def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
@@ -123,23 +143,26 @@ def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
     if game_id is not None:
         parts.orchestrator.heartbeat(game_id)  # answered by this reply: it is small
         cursor = parts.views.delivered_through(game_id)
-    reply = message(
+    hub.to_connection(conn, outgoing(auth_reply(principal, cursor, msg.get("ref"))))
+    if cursor is not None:
+        replay_missed(conn, parts, cursor, msg.get("ref"))
+
+
+def auth_reply(principal: Principal, cursor: int | None, ref: Any) -> dict[str, Any]:
+    return message(
         "ok",
         action="auth",
         role=principal.role.value,
         game_id=principal.game_id,
         delivered_through=cursor,
-        ref=msg.get("ref"),
+        ref=ref,
     )
-    hub.to_connection(conn, outgoing(reply))
-    if cursor is not None:
-        replay_missed(conn, parts, cursor, msg.get("ref"))
 
 
-def replay_missed(conn: Connection, parts: Parts, cursor: int, ref: Any) -> None:
+def replay_missed(conn: Connection, site: Site, cursor: int, ref: Any) -> None:
     """Queue the replay of what is addressed to the game after `cursor`; events that are no
     longer retained are told as ``resync_required`` first, and the rest still replayed."""
-    views = parts.views
+    views = site.views
     until = views.propagated_offset
     if cursor >= until:
         return
@@ -148,13 +171,13 @@ def replay_missed(conn: Connection, parts: Parts, cursor: int, ref: Any) -> None
         views.check_resume(cursor, None)
     except ReplayGap as gap:
         after = views.first_retained_offset - 1
-        parts.hub.to_connection(conn, outgoing(resync_message(parts, str(gap), ref, after)))
+        site.hub.to_connection(conn, outgoing(resync_message(site, str(gap), ref, after)))
     conn.replay_until = max(conn.replay_until, until)
     if after < until:
         conn.hold(Replay(after, until, own_only=True))
 
 
-def check_topics(value: Any, parts: Parts) -> list[str]:
+def check_topics(value: Any, site: Site) -> list[str]:
     if not isinstance(value, list) or not value:
         raise InvalidField("topics", "must be a non-empty list of topic names")
     topics: list[str] = []
@@ -162,7 +185,7 @@ def check_topics(value: Any, parts: Parts) -> list[str]:
         if not isinstance(topic, str):
             raise InvalidField(f"topics[{i}]", "must be a string")
         if topic.startswith("realm:"):
-            parts.views.require_realm(topic[len("realm:") :])
+            site.views.require_realm(topic[len("realm:") :])
         elif topic not in STATIC_TOPICS:
             raise InvalidField(
                 f"topics[{i}]", f"unknown topic {topic!r}; one of {sorted(STATIC_TOPICS)}"
@@ -171,25 +194,25 @@ def check_topics(value: Any, parts: Parts) -> list[str]:
     return topics
 
 
-def act_subscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
-    topics = check_topics(msg.get("topics"), parts)
+def act_subscribe(msg: dict[str, Any], conn: Connection, site: Site) -> None:
+    topics = check_topics(msg.get("topics"), site)
     since = msg.get("since")
     epoch = msg.get("epoch")
     if since is not None and (type(since) is not int or since < 0):
         raise InvalidField("since", "must be an integer offset >= 0")
     if epoch is not None and not isinstance(epoch, str):
         raise InvalidField("epoch", "must be a string")
-    hub = parts.hub
+    hub = site.hub
     for topic in topics:
         hub.subscribe(conn, topic)
     ok = message("ok", action="subscribe", topics=sorted(conn.topics), ref=msg.get("ref"))
     hub.to_connection(conn, outgoing(ok))
     if since is not None:
-        until = parts.views.propagated_offset
+        until = site.views.propagated_offset
         try:
-            parts.views.check_resume(since, epoch)  # raises when the replay cannot be whole
+            site.views.check_resume(since, epoch)  # raises when the replay cannot be whole
         except ReplayGap as gap:
-            hub.to_connection(conn, outgoing(resync_message(parts, str(gap), msg.get("ref"))))
+            hub.to_connection(conn, outgoing(resync_message(site, str(gap), msg.get("ref"))))
             return
         # Live events up to `until` would duplicate the replay (the marker sends them instead),
         # and those up to `since` the client has (they may still be propagating now).
@@ -198,12 +221,12 @@ def act_subscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
             conn.hold(Replay(since, until))
 
 
-def act_unsubscribe(msg: dict[str, Any], conn: Connection, parts: Parts) -> dict[str, Any]:
+def act_unsubscribe(msg: dict[str, Any], conn: Connection, site: Site) -> dict[str, Any]:
     value = msg.get("topics")
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise InvalidField("topics", "must be a list of topic names")
     for topic in value:
-        parts.hub.unsubscribe(conn, topic)
+        site.hub.unsubscribe(conn, topic)
     return message("ok", action="unsubscribe", topics=sorted(conn.topics))
 
 
@@ -300,11 +323,16 @@ def act_travel(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
     answer_when_durable(acked, conn, parts, msg.get("ref"), ok("travel"))
 
 
-ACTIONS: Final[dict[str, Action]] = {
+# the actions about the connection itself: a cluster's follower answers these on its own
+SESSION_ACTIONS: Final[dict[str, Callable[[dict[str, Any], Connection, Site], Any]]] = {
     "ping": act_ping,
-    "auth": act_auth,
     "subscribe": act_subscribe,
     "unsubscribe": act_unsubscribe,
+}
+
+ACTIONS: Final[dict[str, Action]] = {
+    **SESSION_ACTIONS,
+    "auth": act_auth,
     "list_games": act_list_games,
     "universe_state": act_universe_state,
     "register_game": act_register_game,

@@ -327,6 +327,31 @@ class RedisStore:
             audiences = _audiences(cast("list[bytes]", members))
         return with_ticks(rows, _marks(marks), audiences)
 
+    # ------------------------------------------------------------------ a follower's reads
+
+    def meta_value(self, key: str) -> Any:
+        """One meta entry (None when absent)."""
+        raw = self._redis.hget(self._key("meta"), key)
+        return None if raw is None else orjson.loads(cast("bytes", raw))
+
+    def first_offset(self) -> int:
+        """The oldest offset stored (the next one when none is)."""
+        first = cast("list[Any]", self._redis.xrange(self._key("events"), count=1))
+        if first:
+            return _offset_of(first[0][0])
+        return int(cast("bytes | None", self._redis.get(self._key("last_offset"))) or 0) + 1
+
+    def has_realm(self, game_id: str) -> bool:
+        return bool(self._redis.hexists(self._key("realms"), game_id))
+
+    def last_tick_mark(self) -> tuple[int, int]:
+        """(tick id, the offset it propagated through) of the newest tick mark; (0, 0): none."""
+        newest = cast(
+            "list[tuple[bytes, float]]",
+            self._redis.zrange(self._key("ticks"), -1, -1, withscores=True),
+        )
+        return _marks(newest)[0] if newest else (0, 0)
+
     def close(self) -> None:
         self._redis.close()
 
