@@ -57,13 +57,27 @@ from seedmmo.server.ws_actions import (
 from seedmmo.store import ReplayGap
 from seedmmo.store.redis import RedisStore
 
-__all__ = ["FollowerSite", "FollowerViews"]
+__all__ = ["FollowerSite", "FollowerViews", "replay_through"]
 
 log = logging.getLogger("seedmmo.server.follower")
 
 READ_BLOCK_MS: Final = 1000
 AUDIENCE_EVERY_S: Final = 1.0  # written at least this often (the leader drops older ones)
 CLOSE_SERVICE_RESTART: Final = 1012
+
+
+def replay_through(previous: tuple[int, int] | None, told: int, batch: dict[str, Any]) -> int:
+    """Through which offset events must be replayed from Redis before `batch`'s own messages,
+    for a follower whose last batch was `previous` (leader epoch, seq; None: none yet) and who
+    has told its connections everything through offset `told` (`told` itself: nothing to
+    replay). A batch that follows the previous one needs nothing; after a gap (batches never
+    seen, or a new leader) everything propagated before the batch's first event (or, without
+    one, through where the batch says the universe is) may have been missed."""
+    leader, seq = int(batch["leader_epoch"]), int(batch["seq"])
+    if previous is not None and (leader, seq) == (previous[0], previous[1] + 1):
+        return told
+    events = [record[1]["offset"] for record in batch["r"] if record[0] == "D"]
+    return max(told, events[0] - 1 if events else int(batch["offset"]))
 
 
 class FollowerViews:
@@ -213,9 +227,7 @@ class FollowerSite:
             for conn in list(self.hub.connections.values()):
                 conn.request_close(CLOSE_SERVICE_RESTART, "the universe's epoch changed")
                 self.hub.remove(conn)
-        if self._leader is None or leader != (self._leader[0], self._leader[1] + 1):
-            events = [r[1]["offset"] for r in records if r[0] == "D"]
-            self._catch_up(events[0] - 1 if events else int(batch["offset"]))
+        self._catch_up(replay_through(self._leader, views.propagated_offset, batch))
         self._leader = leader
         hub = self.hub
         for record in records:
