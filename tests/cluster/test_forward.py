@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
-from seedmmo.server.forward import Forwarder, ForwardServer, LeaderUnavailable
+from seedmmo.server.forward import MAX_IN_FLIGHT, Forwarder, ForwardServer, LeaderUnavailable
 from tests.redis_server import RedisServer
 
 
@@ -124,6 +124,9 @@ def test_the_answer_is_the_leaders_application_for_exactly_what_was_asked(
     run(scenario)
 
 
+BURST = 3 * MAX_IN_FLIGHT  # sent in one loop turn: one message, most of it waiting in line
+
+
 def test_concurrent_requests_each_get_their_own_answer(
     redis_server: RedisServer, cluster_name: str
 ) -> None:
@@ -134,11 +137,11 @@ def test_concurrent_requests_each_get_their_own_answer(
             follower(redis_server, cluster_name) as forwarder,
         ):
             answers = await asyncio.gather(
-                *(forwarder.http("GET", f"/api/n/{n}", b"", [], b"", None) for n in range(200))
+                *(forwarder.http("GET", f"/api/n/{n}", b"", [], b"", None) for n in range(BURST))
             )
-            assert [a.json()["path"] for a in answers] == [f"/api/n/{n}" for n in range(200)]
-            assert len(app.seen) == 200  # each once
-            assert forwarder.forwarded == 200 and forwarder.unanswered == 0
+            assert [a.json()["path"] for a in answers] == [f"/api/n/{n}" for n in range(BURST)]
+            assert len(app.seen) == BURST  # each once, those beyond MAX_IN_FLIGHT in line
+            assert forwarder.forwarded == BURST and forwarder.unanswered == 0
 
     run(scenario)
 
@@ -197,7 +200,7 @@ def test_a_leader_never_starts_a_request_past_its_deadline(
                     "client": None,
                 }
                 plain = redis_server.client()
-                assert plain.publish(f"{cluster_name}:forward", orjson.dumps(late)) == 1
+                assert plain.publish(f"{cluster_name}:forward", orjson.dumps([late])) == 1
                 plain.close()
                 answer = await forwarder.http("GET", "/api/on-time", b"", [], b"", None)
             # requests are taken in order: the late one was dropped before this one ran

@@ -300,7 +300,7 @@ def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cl
     total, kill_after = 60, 20
     timings: dict[str, float] = {}
 
-    async def scenario() -> tuple[list[dict[str, Any]], list[int], list[int]]:
+    async def scenario() -> tuple[list[dict[str, Any]], list[int], list[int], list[list[int]]]:
         acks: list[dict[str, Any]] = []
         ticks: list[int] = []
         received: list[int] = []
@@ -310,6 +310,10 @@ def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cl
         async with (
             connect(to_buy, game_key=buyer, backoff=FAST, topics=("ticks",)) as buying,
             connect(to_sell, game_key=seller, backoff=FAST, topics=("realms",)) as selling,
+            # and an observer starting on each node (the leader's moves on when it dies)
+            connect([leader.base, f1, f2], topics=("events",), backoff=FAST) as on_leader,
+            connect(to_buy, topics=("events",), backoff=FAST) as on_f1,
+            connect(to_sell, topics=("events",), backoff=FAST) as on_f2,
         ):
 
             async def publish_all() -> None:
@@ -348,12 +352,18 @@ def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cl
                     elif isinstance(item, Event):
                         received.append(item.offset)
             await publisher
-        return acks, ticks, received
+            wanted = {a["offset"] for a in acks}
+            watched = await asyncio.gather(
+                *(collect(o, wanted, 0) for o in (on_leader, on_f1, on_f2))
+            )
+        return acks, ticks, received, [events for events, _ in watched]
 
-    acks, ticks, received = asyncio.run(scenario())
+    acks, ticks, received, watched = asyncio.run(scenario())
     offsets = [ack["offset"] for ack in acks]
     assert len(acks) == total and offsets == sorted(set(offsets))
     assert received == offsets  # every acknowledged event reached the game once, in order
+    for events in watched:
+        assert events == offsets  # and every observer, wherever it was, once, in order
     assert ticks == sorted(set(ticks))  # across both leaders: no tick id twice
     failover = timings["taken"] - timings["killed"]
     assert failover < 2.0, f"the lease moved {failover:.2f} s after the kill"

@@ -13,6 +13,8 @@ the answer to the asking node's channel. Guarantees:
   ``idempotency_key``);
 - **a failover within the deadline is invisible**: while no leader listens (``PUBLISH`` reaches
   nobody) the follower publishes the request again every ``RETRY_S`` until one does;
+- **batched**: what a node asks (or answers) in one loop turn goes as one message, a JSON
+  array (the cost per Redis command is most of a forwarded request's);
 - **no request runs late**: a request carries its deadline and a leader does not start one
   whose deadline has passed (the follower has answered 503 by then).
 
@@ -33,6 +35,7 @@ import itertools
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -59,7 +62,8 @@ FORWARDED_HEADERS: Final = frozenset(
 )
 LISTEN_S: Final = 1.0  # how long one wait for a message lasts (the loops wake this often)
 RETRY_S: Final = 0.02  # while no leader listens, a request is published again this often
-MAX_IN_FLIGHT: Final = 512  # forwarded requests a leader runs at once (then it reads no more)
+MAX_IN_FLIGHT: Final = 512  # forwarded requests a leader runs at once; the rest wait in line
+MAX_WAITING: Final = 50_000  # in line beyond that: dropped (their senders time out, 503)
 PUBLISHERS: Final = 16  # connections a node publishes on (requests, or answers)
 
 
@@ -171,6 +175,8 @@ class Forwarder:
         self._prefix = f"{node_id}:{secrets.token_hex(4)}:"  # ids unique across restarts
         self._ids = itertools.count(1)
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._outbox: list[tuple[str, bytes]] = []  # (request id, encoded request)
+        self._sender: asyncio.Task[None] | None = None
         self.forwarded = 0  # for /metrics
         self.unanswered = 0
         self.republished = 0  # published while no leader listened
@@ -237,25 +243,46 @@ class Forwarder:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         self.forwarded += 1
+        self._outbox.append((request_id, doc))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send())
         try:
             async with asyncio.timeout(self._deadline_s):
-                # nobody listening: no leader at this moment (a failover): publish it again
-                while not await self._client.publish(self._requests, doc):
-                    self.republished += 1
-                    await asyncio.sleep(RETRY_S)
                 return await future
-        except (TimeoutError, RedisError, OSError) as exc:
+        except (TimeoutError, LeaderUnavailable) as exc:
             self.unanswered += 1
             raise LeaderUnavailable(str(exc) or "no answer before the deadline") from None
         finally:
             self._waiting.pop(request_id, None)
             self.seconds_total += time.monotonic() - began
 
+    async def _send(self) -> None:
+        """What this loop turn asked, in one message (one PUBLISH: redis-py's cost per command
+        is most of a forwarded request's, measured). While no leader listens, again every
+        RETRY_S, without those that gave up and with those that came meanwhile."""
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            while batch:
+                payload = b"[" + b",".join(doc for _, doc in batch) + b"]"
+                try:
+                    if await self._client.publish(self._requests, payload):
+                        break
+                except (TimeoutError, RedisError, OSError) as exc:
+                    for request_id, _ in batch:
+                        future = self._waiting.get(request_id)
+                        if future is not None and not future.done():
+                            future.set_exception(LeaderUnavailable(str(exc) or type(exc).__name__))
+                    break
+                self.republished += 1  # nobody listening: no leader at this moment
+                await asyncio.sleep(RETRY_S)
+                batch = [item for item in batch + self._outbox if item[0] in self._waiting]
+                self._outbox = []
+
     def _answered(self, raw: bytes) -> None:
-        reply = orjson.loads(raw)
-        future = self._waiting.get(reply.get("id"))
-        if future is not None and not future.done():
-            future.set_result(reply)
+        for reply in orjson.loads(raw):
+            future = self._waiting.get(reply.get("id"))
+            if future is not None and not future.done():
+                future.set_result(reply)
 
 
 class ForwardServer:
@@ -278,6 +305,9 @@ class ForwardServer:
         self._app = app
         self._timeout_s = timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
+        self._line: deque[Any] = deque()  # requests waiting for one of MAX_IN_FLIGHT
+        self._replies: dict[str, list[bytes]] = {}  # node -> encoded answers to send it
+        self._sender: asyncio.Task[None] | None = None
         self.served = 0
         self.expired = 0
         self.refused = 0
@@ -289,21 +319,35 @@ class ForwardServer:
     async def stop(self) -> None:
         """Take no more requests; those running are cancelled (their senders time out)."""
         await self._requests.stop()
+        self._line.clear()
         for task in list(self._tasks):
             task.cancel()
         await self._client.aclose(close_connection_pool=True)  # (its own pool)
 
     def _received(self, raw: bytes) -> None:
-        if len(self._tasks) >= MAX_IN_FLIGHT:
-            self.refused += 1  # (its sender times out: the leader is overloaded)
-            return
-        task = asyncio.get_running_loop().create_task(self._serve(raw))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _serve(self, raw: bytes) -> None:
         try:
-            doc = orjson.loads(raw)
+            docs = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            log.warning("dropped a malformed message of forwarded requests: %s", exc)
+            return
+        for doc in docs if isinstance(docs, list) else ():
+            if len(self._line) >= MAX_WAITING:
+                self.refused += 1  # (its sender times out: the leader is overloaded)
+                continue
+            self._line.append(doc)
+        self._start_waiting()
+
+    def _start_waiting(self, done: asyncio.Task[None] | None = None) -> None:
+        if done is not None:
+            self._tasks.discard(done)
+        loop = asyncio.get_running_loop()
+        while self._line and len(self._tasks) < MAX_IN_FLIGHT:
+            task = loop.create_task(self._serve(self._line.popleft()))
+            self._tasks.add(task)
+            task.add_done_callback(self._start_waiting)
+
+    async def _serve(self, doc: Any) -> None:
+        try:
             if float(doc["expires"]) < time.time():
                 self.expired += 1  # the follower has given up (and answered 503)
                 return
@@ -324,12 +368,25 @@ class ForwardServer:
                     "body": base64.b64encode(body).decode(),
                 }
             )
-            await self._client.publish(_reply_channel(self._cluster, str(doc["node"])), reply)
-            self.served += 1
-        except (TimeoutError, RedisError, OSError) as exc:
-            log.warning("could not answer a forwarded request: %s", exc)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("dropped a malformed forwarded request: %s", exc)
+            return
+        self._replies.setdefault(str(doc["node"]), []).append(reply)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_replies())
+
+    async def _send_replies(self) -> None:
+        """The answers of this loop turn, one message per asking node."""
+        while self._replies:
+            pending, self._replies = self._replies, {}
+            for node, replies in pending.items():
+                payload = b"[" + b",".join(replies) + b"]"
+                try:
+                    await self._client.publish(_reply_channel(self._cluster, node), payload)
+                except (TimeoutError, RedisError, OSError) as exc:
+                    log.warning("could not answer forwarded requests: %s", exc)  # (they time out)
+                    continue
+                self.served += len(replies)
 
     async def _run(self, doc: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """`doc` through the application, as an HTTP request from its client."""
