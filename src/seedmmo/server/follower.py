@@ -233,7 +233,11 @@ class FollowerSite:
         for record in records:
             kind = record[0]
             if kind == "T":
-                hub.to_topics(record[1], Outgoing(record[2]))
+                topics = record[1]
+                if len(topics) == 1:  # (ticks: the hub's fast path, as on the leader)
+                    hub.to_topic(topics[0], Outgoing(record[2]))
+                else:
+                    hub.to_topics(topics, Outgoing(record[2]))
             elif kind == "N":
                 hub.notify(record[1], record[2], Outgoing(record[3]))
             elif kind == "D":

@@ -6,9 +6,10 @@ once and is also recorded; the records of one loop turn become one *batch*, appe
 Stream ``<cluster>:fanout`` (``XADD``, capped at ``STREAM_LENGTH`` entries) by one writer, in
 order. Guarantees the followers rely on:
 
-- **durable first**: a batch is appended only once every store change handed over before it
-  is written, so everything a follower is told about (an event, a tick) is already in Redis:
-  a replay a follower reads from the store never misses what it was told live;
+- **durable first**: a batch that delivers events is appended only once every store change
+  handed over before it is written, so every event a follower is told about is already in
+  Redis with its tick: a replay a follower reads from the store never misses what it was told
+  live (a batch of ticks and news alone does not wait);
 - **one leader**: the append is a script that checks the writer's lease epoch, so a deposed
   leader can add nothing after a takeover;
 - **order and gaps**: batches carry the leader's epoch and a sequence number from 1; a
@@ -181,8 +182,10 @@ class RelayingFanout:
                 records.extend(more)
             assert self._orchestrator is not None
             try:
-                # everything announced is in Redis before it is relayed
-                await self._orchestrator.written()
+                # the events it delivers are in Redis before it is relayed (the rest, ticks and
+                # news, a follower never reads back: it need not wait for the store)
+                if any(record[0] == "D" for record in records):
+                    await self._orchestrator.written()
             except Exception as exc:  # the store cannot write: the followers hear nothing
                 log.warning("not relaying a batch the store did not write: %s", exc)
                 self.relay_failures += 1
