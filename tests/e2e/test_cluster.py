@@ -145,7 +145,10 @@ def test_one_node_leads_and_the_followers_serve_the_api_through_it(cluster: Clus
             break
         time.sleep(0.05)  # membership is written every second: polling, with a deadline
     assert cluster_stats["leader"] == leader_id and cluster_stats["epoch"] >= 1
-    assert "seedmmo_cluster_leader 1.0" in leader.http.get("/metrics").text
+    leader_metrics = leader.http.get("/metrics").text
+    assert "seedmmo_cluster_leader 1.0" in leader_metrics
+    assert "seedmmo_relay_batches_total" in leader_metrics  # it relays to the followers
+    assert cluster_stats["relayed_batches"] > 0 and cluster_stats["relay_failures"] == 0
     # the compose file's node healthcheck passes on a leader and on a standby alike
     compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
     check = compose["services"]["mmo-node"]["healthcheck"]["test"][-1]

@@ -133,12 +133,16 @@ class ClusterNode:
         return "leader" if self.leading is not None and self.lease.held else "follower"
 
     def cluster(self) -> dict[str, Any]:
+        leading = self.leading
         return {
             "name": self.name,
             "leader": self.node_id if self.role() == "leader" else self.leader_id,
             "epoch": self.lease.state.epoch or None,
             "lease_changes": self.lease_changes,
             "nodes": self.members,
+            # this node's relay to the followers, while it leads
+            "relayed_batches": None if leading is None else leading.relay.batches_relayed,
+            "relay_failures": None if leading is None else leading.relay.relay_failures,
         }
 
     # ------------------------------------------------------------------ start and stop

@@ -223,3 +223,15 @@ def cluster_families(leading: bool, cluster: dict[str, Any]) -> Iterator[Metric]
     yield GaugeMetricFamily(
         "seedmmo_cluster_nodes", "Live nodes of the cluster", value=float(len(cluster["nodes"]))
     )
+    if cluster.get("relayed_batches") is not None:  # (a leader's)
+        yield CounterMetricFamily(
+            "seedmmo_relay_batches",
+            "Batches of fan-out relayed to the followers",
+            value=float(cluster["relayed_batches"]),
+        )
+        yield CounterMetricFamily(
+            "seedmmo_relay_failures",
+            "Batches not relayed (the store or Redis failing, the lease lost): the followers "
+            "make good the events from Redis",
+            value=float(cluster["relay_failures"]),
+        )
