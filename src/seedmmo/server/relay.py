@@ -181,6 +181,9 @@ class RelayingFanout:
                 more, where = self._batches.get_nowait()
                 records.extend(more)
             assert self._orchestrator is not None
+            # numbered first: a batch that is not relayed leaves a gap the followers notice
+            # (they replay its events from Redis once they are there)
+            self._seq += 1
             try:
                 # the events it delivers are in Redis before it is relayed (the rest, ticks and
                 # news, a follower never reads back: it need not wait for the store)
@@ -190,7 +193,6 @@ class RelayingFanout:
                 log.warning("not relaying a batch the store did not write: %s", exc)
                 self.relay_failures += 1
                 continue
-            self._seq += 1  # (a batch that fails below leaves a gap the followers notice)
             batch = orjson.dumps(
                 {**where, "leader_epoch": self._lease_epoch(), "seq": self._seq, "r": records}
             )
