@@ -210,3 +210,26 @@ def test_a_leader_never_starts_a_request_past_its_deadline(
             await server.stop()
 
     run(scenario)
+
+
+def test_malformed_messages_on_the_request_channel_change_nothing(
+    redis_server: RedisServer, cluster_name: str
+) -> None:
+    """Whatever else reaches the channel (not JSON, not a list, a request missing its fields)
+    is dropped; the next request is answered as ever."""
+
+    async def scenario() -> None:
+        app = Recorder()
+        async with (
+            leader(redis_server, cluster_name, app),
+            follower(redis_server, cluster_name) as forwarder,
+        ):
+            plain = redis_server.client()
+            for junk in (b"not json", b'{"id": "x"}', b'[{"id": "y"}]', b"[1, null]"):
+                assert plain.publish(f"{cluster_name}:forward", junk) == 1
+            plain.close()
+            answer = await forwarder.http("GET", "/api/after-junk", b"", [], b"", None)
+            assert answer.status == 200
+            assert [seen["path"] for seen in app.seen] == ["/api/after-junk"]
+
+    run(scenario)

@@ -27,6 +27,7 @@ from seedmmo.client import EntityNews, Event, Tick, connect
 from seedmmo.client.session import Backoff
 from tests.redis_server import RedisServer
 
+from .polling import settled
 from .server_process import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -79,16 +80,17 @@ class Cluster:
 
     def leader(self, timeout: float = 20.0) -> ServerProcess:
         """The node serving as leader, once exactly one does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def leading() -> list[ServerProcess]:
             answers = [(n, self.health(n)) for n in self.alive()]
-            leading = [
+            return [
                 n for n, (status, body) in answers if status == 200 and body["role"] == "leader"
             ]
-            if len(leading) == 1:
-                return leading[0]
-            time.sleep(0.02)  # polling the condition, with a deadline
-        raise AssertionError(f"no single leader: {[self.health(n) for n in self.alive()]}")
+
+        found = settled(leading, lambda nodes: len(nodes) == 1, timeout)
+        if len(found) != 1:
+            raise AssertionError(f"no single leader: {[self.health(n) for n in self.alive()]}")
+        return found[0]
 
     def lease_holder(self) -> str | None:
         client = self.redis.client()
@@ -138,12 +140,11 @@ def test_one_node_leads_and_the_followers_serve_the_api_through_it(cluster: Clus
         assert "seedmmo_forwarded_requests_total" in metrics
         assert "seedmmo_follower_batches_total" in metrics  # it follows the relay
     # stats: the leader, its epoch, every live node with its role
-    deadline = time.monotonic() + 10
-    while True:
-        cluster_stats = leader.http.get("/api/stats").json()["cluster"]
-        if len(cluster_stats["nodes"]) == 3 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)  # membership is written every second: polling, with a deadline
+    cluster_stats = settled(  # (membership is written every second)
+        lambda: leader.http.get("/api/stats").json()["cluster"],
+        lambda stats: len(stats["nodes"]) == 3,
+        10,
+    )
     assert cluster_stats["leader"] == leader_id and cluster_stats["epoch"] >= 1
     leader_metrics = leader.http.get("/metrics").text
     assert "seedmmo_cluster_leader 1.0" in leader_metrics
@@ -208,12 +209,9 @@ def test_every_node_serves_one_universe(cluster: Cluster) -> None:
     assert arrived["entity"]["id"] == ada.json()["id"]
     assert arrived["entity"]["realm"] == "market"
     assert leader.http.get(f"/api/entities/{ada.json()['id']}").json()["realm"] == "market"
-    deadline = time.monotonic() + 10
-    while True:  # pages show what a tick has propagated: polling for it, with a deadline
-        page = a.http.get("/api/events", params={"after": 0}).json()["events"]
-        if page or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    page = settled(  # (pages show what a tick has propagated)
+        lambda: a.http.get("/api/events", params={"after": 0}).json()["events"], bool, 10
+    )
     assert [e["event_id"] for e in page] == [sent.json()["event_id"]]
 
 
@@ -333,13 +331,11 @@ def test_leader_killed_mid_publish_loses_nothing_and_repeats_no_tick(cluster: Cl
                     )
 
             def wait_takeover(old: str | None) -> None:
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    holder = cluster.lease_holder()
-                    if holder is not None and holder != old:
-                        timings["taken"] = time.monotonic()
-                        return
-                    time.sleep(0.005)  # polling Redis for the new holder, with a deadline
+                holder = settled(
+                    cluster.lease_holder, lambda h: h is not None and h != old, 10, every=0.005
+                )
+                if holder is not None and holder != old:
+                    timings["taken"] = time.monotonic()
 
             publisher = asyncio.create_task(publish_all())
             async with asyncio.timeout(60):
@@ -399,23 +395,21 @@ def test_a_redis_that_stops_answering_gets_503_never_an_ack_then_recovers(
         assert cluster.health(leader)[0] == 503
     finally:
         cluster.redis.resume()
+
     # it recovers by itself: one node leads again and acknowledges (the same key: once)
-    deadline = time.monotonic() + 20
-    while True:
+    def publish_on_the_leader() -> tuple[ServerProcess, httpx.Response]:
         node = cluster.leader()
-        response = node.http.post(
+        return node, node.http.post(
             "/api/events", json={**event, "idempotency_key": "during"}, headers=headers
         )
-        if response.status_code == 202 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)  # polling for the recovery, with a deadline
+
+    node, response = settled(publish_on_the_leader, lambda a: a[1].status_code == 202, 20, 0.05)
     assert response.status_code == 202, response.text
-    deadline = time.monotonic() + 10
-    while True:  # pages show what a tick has propagated: polling for it, with a deadline
-        page = node.http.get("/api/events", params={"after": 0}).json()["events"]
-        if len(page) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    page = settled(  # (pages show what a tick has propagated)
+        lambda: node.http.get("/api/events", params={"after": 0}).json()["events"],
+        lambda events: len(events) >= 2,
+        10,
+    )
     assert [e["offset"] for e in page] == [1, 2]  # the refused one once, after recovery
 
 
@@ -438,14 +432,15 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_steps_down_and_writes_no
     old.proc.send_signal(signal.SIGSTOP)
     try:
         others = [n for n in cluster.nodes if n is not old]
-        deadline = time.monotonic() + 15
-        new = None
-        while new is None and time.monotonic() < deadline:
+
+        def taken_over() -> ServerProcess | None:
             for node in others:
                 status, body = cluster.health(node)
                 if status == 200 and body["role"] == "leader":
-                    new = node
-            time.sleep(0.02)  # polling for the takeover, with a deadline
+                    return node
+            return None
+
+        new = settled(taken_over, lambda node: node is not None, 15)
         assert new is not None, "nobody took over from the paused leader"
         second = new.http.post(
             "/api/events", json={**event, "idempotency_key": "two"}, headers=headers
@@ -471,10 +466,8 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_steps_down_and_writes_no
     paused.close()
     # refused by the deposed leader, or (read once it followed) acknowledged by the new one
     assert late.get("status") in (503, 202), late
-    deadline = time.monotonic() + 10
-    while cluster.health(old)[0] != 200 and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling for the step-down (503 while it drains), with a deadline
-    status, body = cluster.health(old)
+    # (503 while it drains, then the new leader's health under its own name)
+    status, body = settled(lambda: cluster.health(old), lambda answer: answer[0] == 200, 10)
     assert (status, body["role"], body["leader"]) == (
         200,
         "follower",
@@ -485,12 +478,11 @@ def test_a_paused_leader_that_wakes_up_after_a_takeover_steps_down_and_writes_no
     acknowledged = [first.json()["event_id"], second.json()["event_id"]]
     if late["status"] == 202:
         acknowledged.append(late["event_id"])
-    deadline = time.monotonic() + 10
-    while True:  # pages show what a tick has propagated: polling for it, with a deadline
-        page = new.http.get("/api/events", params={"after": 0}).json()["events"]
-        if len(page) >= len(acknowledged) or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    page = settled(  # (pages show what a tick has propagated)
+        lambda: new.http.get("/api/events", params={"after": 0}).json()["events"],
+        lambda events: len(events) >= len(acknowledged),
+        10,
+    )
     assert [e["event_id"] for e in page] == acknowledged
 
 
