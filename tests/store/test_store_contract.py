@@ -15,15 +15,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seedmmo.store import (
+    AppendAudit,
     AppendEvent,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     MemoryStore,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     SqliteStore,
     Store,
@@ -220,6 +223,43 @@ def test_audiences_come_back_with_their_events_and_leave_with_them(reopen: Facto
     assert [(s.offset, s.audience) for s in reopen().load(retain=10).events] == [(3, selector)]
 
 
+def test_records_survive_reopening_last_put_wins_and_deletes_stick(reopen: Factory) -> None:
+    store = reopen()
+    store.write(
+        [
+            PutRecord("players", "p1", {"name": "ada", "n": 1}),
+            PutRecord("players", "p2", {"name": "bo"}),
+            PutRecord("items", "p1", {"other": "collection, same key"}),
+        ]
+    )
+    store.write(
+        [PutRecord("players", "p1", {"name": "ada", "n": 2}), DeleteRecord("players", "p2")]
+    )
+    store.write([DeleteRecord("players", "never-there")])  # no error
+    snapshot = reopen().load(retain=10)
+    assert snapshot.records == {
+        "players": {"p1": {"name": "ada", "n": 2}},
+        "items": {"p1": {"other": "collection, same key"}},
+    }
+
+
+def test_the_audit_log_is_append_only_and_read_in_pages(reopen: Factory) -> None:
+    store = reopen()
+    assert store.read_audit(0, 10) == [] and store.load(retain=1).last_audit_seq == 0
+    store.write([AppendAudit(n, {"seq": n, "action": f"a{n}"}) for n in (1, 2, 3)])
+    store.write([AppendAudit(5, {"seq": 5, "action": "a5"})])  # gaps are allowed
+    with pytest.raises(Exception):  # noqa: B017 - not above the newest: the whole write fails
+        store.write([PutRecord("c", "k", {}), AppendAudit(4, {"seq": 4})])
+    reopened = reopen()
+    assert [e["seq"] for e in reopened.read_audit(0, 2)] == [1, 2]
+    assert [e["seq"] for e in reopened.read_audit(2, 10)] == [3, 5]
+    assert reopened.read_audit(5, 10) == []
+    snapshot = reopened.load(retain=1)
+    assert snapshot.last_audit_seq == 5 and snapshot.records == {}
+    reopened.write([TrimEvents(0)])  # retention of events leaves the audit alone
+    assert len(reopen().read_audit(0, 10)) == 4
+
+
 def test_sqlite_reports_the_real_cause_of_a_full_disk(tmp_path: Path) -> None:
     """A full disk makes SQLite roll back by itself; the error must be "full", not "cannot
     rollback", and the store must write again once there is room."""
@@ -249,6 +289,14 @@ entity_change = st.one_of(
     st.builds(DeleteEntity, st.sampled_from(ENTITY_IDS)),
     st.builds(PutMeta, st.sampled_from(["m1", "m2"]), st.integers(0, 9)),
     st.just("event"),  # an appended event, numbered when the batch is written
+    st.builds(
+        PutRecord,
+        st.sampled_from(["c1", "c2"]),
+        st.sampled_from(["k1", "k2"]),
+        st.fixed_dictionaries({"n": st.integers(0, 9)}),
+    ),
+    st.builds(DeleteRecord, st.sampled_from(["c1", "c2"]), st.sampled_from(["k1", "k2"])),
+    st.just("audit"),  # an audit entry, numbered when the batch is written
 )
 
 
@@ -266,12 +314,23 @@ def test_batches_leave_what_applying_each_change_in_order_leaves(
         entities: dict[str, dict[str, Any]] = {}
         meta: dict[str, Any] = {}
         offsets: list[int] = []
+        records: dict[str, dict[str, Any]] = {}
+        audit: list[int] = []
         for batch in batches:
             changes: list[Any] = []
             for change in batch:
                 if change == "event":
                     offsets.append(len(offsets) + 1)
                     changes.append(event(offsets[-1], EventKey("g", f"k{offsets[-1]}", b"d", 0)))
+                elif change == "audit":
+                    audit.append(len(audit) + 1)
+                    changes.append(AppendAudit(audit[-1], {"seq": audit[-1]}))
+                elif isinstance(change, PutRecord):
+                    records.setdefault(change.collection, {})[change.key] = change.doc
+                    changes.append(change)
+                elif isinstance(change, DeleteRecord):
+                    records.get(change.collection, {}).pop(change.key, None)
+                    changes.append(change)
                 elif isinstance(change, PutEntity):
                     entities[change.entity_id] = change.doc
                     changes.append(change)
@@ -287,8 +346,11 @@ def test_batches_leave_what_applying_each_change_in_order_leaves(
             store = open_store(kind, request, Path(data_dir), name)
         try:
             snapshot = store.load(retain=100)
+            logged = [entry["seq"] for entry in store.read_audit(0, 1000)]
         finally:
             store.close()
+        assert logged == audit and snapshot.last_audit_seq == len(audit)
+        assert snapshot.records == {c: docs for c, docs in records.items() if docs}
         assert sorted(snapshot.entities, key=str) == sorted(entities.values(), key=str)
         assert snapshot.meta == meta
         assert [stored.offset for stored in snapshot.events] == offsets

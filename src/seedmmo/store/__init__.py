@@ -3,15 +3,18 @@ implementations are the reference, and one contract test suite runs against ever
 
 from seedmmo.store.base import Snapshot, Store, StoreError
 from seedmmo.store.changes import (
+    AppendAudit,
     AppendEvent,
     Change,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     StoredEvent,
     TrimEvents,
@@ -22,10 +25,12 @@ from seedmmo.store.sqlite import SqliteStore
 from seedmmo.store.tiered import TieredEventLog
 
 __all__ = [
+    "AppendAudit",
     "AppendEvent",
     "Change",
     "DeleteEntity",
     "DeleteRealm",
+    "DeleteRecord",
     "EventKey",
     "EventLog",
     "MarkTick",
@@ -33,6 +38,7 @@ __all__ = [
     "PutEntity",
     "PutMeta",
     "PutRealm",
+    "PutRecord",
     "ReplayGap",
     "SetAudience",
     "Snapshot",

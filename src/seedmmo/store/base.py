@@ -30,6 +30,9 @@ class Snapshot:
     last_offset: int = 0
     last_tick_mark: int = 0
     first_offset: int = 1  # the oldest event offset stored (last_offset + 1 when none)
+    # collection -> key -> document, every stored record
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    last_audit_seq: int = 0  # the newest audit entry stored (the log itself is read in pages)
 
 
 class Store(Protocol):
@@ -46,12 +49,19 @@ class Store(Protocol):
       of the newest events (and the keys of every retained one);
     - ``read_events(after, limit)`` returns the stored events with offsets above `after`, oldest
       first, at most `limit`, each with the tick that propagated it and its fixed audience; it
-      may be called from another thread than ``write`` and sees only completed writes.
+      may be called from another thread than ``write`` and sees only completed writes;
+    - records (``PutRecord``/``DeleteRecord``) are a document per (collection, key): the last
+      put wins, a delete of a missing key is no error, ``load`` returns them all;
+    - the audit log is append-only: ``AppendAudit`` with a ``seq`` not above the newest stored
+      fails the whole write; ``read_audit(after, limit)`` returns the entries with ``seq`` above
+      `after`, oldest first, at most `limit` (from any thread, completed writes only).
     """
 
     def load(self, retain: int) -> Snapshot: ...
 
     def read_events(self, after: int, limit: int) -> list[StoredEvent]: ...
+
+    def read_audit(self, after: int, limit: int) -> list[dict[str, Any]]: ...
 
     def write(self, changes: Sequence[Change]) -> None: ...
 

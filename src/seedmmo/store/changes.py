@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AppendAudit",
     "AppendEvent",
     "Change",
     "DeleteEntity",
     "DeleteRealm",
+    "DeleteRecord",
     "EventKey",
     "MarkTick",
     "PutEntity",
     "PutMeta",
     "PutRealm",
+    "PutRecord",
     "SetAudience",
     "StoredEvent",
     "TrimEvents",
@@ -104,6 +107,31 @@ class TrimEvents:
     keep: int
 
 
+@dataclass(frozen=True, slots=True)
+class PutRecord:
+    """Insert or replace the document `key` of `collection` (the player layer's state:
+    players, item types, invites, signing keys, operation keys; one namespace per collection)."""
+
+    collection: str
+    key: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecord:
+    collection: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendAudit:
+    """Append entry `seq` to the audit log (append-only: a store refuses a `seq` that is not
+    above every stored one, and never changes or drops an entry)."""
+
+    seq: int
+    doc: dict[str, Any]
+
+
 Change = (
     AppendEvent
     | SetAudience
@@ -114,6 +142,9 @@ Change = (
     | DeleteEntity
     | PutMeta
     | TrimEvents
+    | PutRecord
+    | DeleteRecord
+    | AppendAudit
 )
 
 

@@ -11,15 +11,18 @@ from typing import Any
 
 from seedmmo.store.base import Snapshot, with_ticks
 from seedmmo.store.changes import (
+    AppendAudit,
     AppendEvent,
     Change,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     StoredEvent,
     TrimEvents,
@@ -37,6 +40,8 @@ class _Tables:
     keys: dict[tuple[str, str], EventKey] = field(default_factory=dict)
     audiences: dict[int, dict[str, Any]] = field(default_factory=dict)
     ticks: dict[int, int] = field(default_factory=dict)
+    records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    audit: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         return _Tables(
@@ -47,6 +52,8 @@ class _Tables:
             dict(self.keys),
             dict(self.audiences),
             dict(self.ticks),
+            dict(self.records),
+            dict(self.audit),
         )
 
 
@@ -64,6 +71,9 @@ class MemoryStore:
                 for o in sorted(o for o in t.events if o > last - retain)
             ]
             marks = sorted(t.ticks.items())
+            records: dict[str, dict[str, dict[str, Any]]] = {}
+            for (collection, key), doc in t.records.items():
+                records.setdefault(collection, {})[key] = copy.deepcopy(doc)
             return Snapshot(
                 meta=copy.deepcopy(t.meta),
                 realms=[(copy.deepcopy(doc), key) for doc, key in t.realms.values()],
@@ -73,6 +83,8 @@ class MemoryStore:
                 last_offset=last,
                 last_tick_mark=marks[-1][0] if marks else 0,
                 first_offset=min(t.events, default=last + 1),
+                records=records,
+                last_audit_seq=next(reversed(t.audit), 0),
             )
 
     def read_events(self, after: int, limit: int) -> list[StoredEvent]:
@@ -81,6 +93,11 @@ class MemoryStore:
             offsets = sorted(o for o in t.events if o > after)[:limit]
             rows = [(o, copy.deepcopy(t.events[o])) for o in offsets]
             return with_ticks(rows, sorted(t.ticks.items()), copy.deepcopy(t.audiences))
+
+    def read_audit(self, after: int, limit: int) -> list[dict[str, Any]]:
+        with self._guard:
+            audit = self._tables.audit
+            return [copy.deepcopy(audit[s]) for s in sorted(s for s in audit if s > after)[:limit]]
 
     def write(self, changes: Sequence[Change]) -> None:
         with self._guard:
@@ -124,6 +141,14 @@ def _apply(t: _Tables, change: Change) -> None:
             t.meta[key] = copy.deepcopy(value)
         case TrimEvents(keep):
             _trim(t, keep)
+        case PutRecord(collection, key, doc):
+            t.records[(collection, key)] = copy.deepcopy(doc)
+        case DeleteRecord(collection, key):
+            t.records.pop((collection, key), None)
+        case AppendAudit(seq, doc):
+            if seq <= next(reversed(t.audit), 0):  # (kept in seq order)
+                raise ValueError(f"audit entry {seq} is not above the newest stored")
+            t.audit[seq] = copy.deepcopy(doc)
         case _:
             raise ValueError(f"unknown store change {change!r}")
 

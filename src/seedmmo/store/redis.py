@@ -17,7 +17,10 @@ Keys, under the cluster's prefix ``<cluster>:``:
   tick id, score the last offset it propagated; ``audiences`` zset, score the offset, member
   ``<offset>:<JSON>``; ``keys`` hash ``<source>\\0<key>`` -> ``<offset>:<digest hex>`` and
   ``key_offsets`` zset of the same fields by offset (so a trim finds them);
-- ``lease_epoch``: the fencing counter (:mod:`seedmmo.server.lease` increments it).
+- ``lease_epoch``: the fencing counter (:mod:`seedmmo.server.lease` increments it);
+- ``records`` hash ``<collection>\\0<key>`` -> JSON (the player layer's records);
+- ``audit`` Stream: entry id ``<seq>-0``, field ``d`` the JSON entry; ``audit_last`` the
+  newest seq (append-only: the script refuses a seq not above it).
 """
 
 from __future__ import annotations
@@ -30,15 +33,18 @@ import redis
 
 from seedmmo.store.base import Snapshot, StoreError, with_ticks
 from seedmmo.store.changes import (
+    AppendAudit,
     AppendEvent,
     Change,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     StoredEvent,
     TrimEvents,
@@ -60,6 +66,9 @@ KEY_NAMES: Final = (
     "keys",
     "key_offsets",
     "lease_epoch",
+    "records",
+    "audit",
+    "audit_last",
 )
 
 
@@ -74,7 +83,7 @@ class Fenced(StoreError):
 # ARGV[1]: the writer's epoch ('' for none); then the ops, each a code and its fixed arguments.
 _WRITE: Final = r"""
 local K_META, K_REALMS, K_RKEYS, K_RORDER, K_RSEQ, K_ENT, K_EVENTS, K_LAST, K_TICKS,
-      K_AUD, K_KEYS, K_KOFF, K_EPOCH = unpack(KEYS)
+      K_AUD, K_KEYS, K_KOFF, K_EPOCH, K_REC, K_AUDIT, K_AUDIT_LAST = unpack(KEYS)
 local fence = ARGV[1]
 if fence ~= '' then
   local current = redis.call('GET', K_EPOCH)
@@ -83,9 +92,11 @@ if fence ~= '' then
       ', this writer holds ' .. fence)
   end
 end
-local ARITY = {E = 3, A = 2, T = 2, R = 3, r = 1, P = 2, p = 1, M = 2, X = 1}
+local ARITY = {E = 3, A = 2, T = 2, R = 3, r = 1, P = 2, p = 1, M = 2, X = 1, D = 2, d = 1,
+  L = 2}
 -- first pass: refuse the batch before changing anything
 local last = tonumber(redis.call('GET', K_LAST) or '0')
+local last_audit = tonumber(redis.call('GET', K_AUDIT_LAST) or '0')
 local seen = {}
 local i = 2
 while i <= #ARGV do
@@ -106,6 +117,12 @@ while i <= #ARGV do
       seen[field] = true
       i = i + 1  -- the key's value, beyond the fixed arity
     end
+  elseif code == 'L' then
+    local seq = tonumber(ARGV[i + 1])
+    if seq <= last_audit then
+      return redis.error_reply('ERR audit entry ' .. seq .. ' is not above ' .. last_audit)
+    end
+    last_audit = seq
   end
   i = i + 1 + n
 end
@@ -164,6 +181,13 @@ while i <= #ARGV do
     redis.call('HSET', K_META, a, b)
   elseif code == 'X' then
     dropped = dropped + trim(tonumber(a))
+  elseif code == 'D' then
+    redis.call('HSET', K_REC, a, b)
+  elseif code == 'd' then
+    redis.call('HDEL', K_REC, a)
+  elseif code == 'L' then
+    redis.call('XADD', K_AUDIT, a .. '-0', 'd', b)
+    redis.call('SET', K_AUDIT_LAST, a)
   end
   i = i + 1 + ARITY[code]
 end
@@ -175,6 +199,10 @@ TICK_DIGITS: Final = 20  # tick ids as zero-padded members sort as numbers
 
 def _key_field(key: EventKey) -> bytes:
     return key.source_game_id.encode() + b"\0" + key.key.encode()
+
+
+def _record_field(collection: str, key: str) -> bytes:
+    return collection.encode() + b"\0" + key.encode()
 
 
 def _flatten(changes: Sequence[Change]) -> list[bytes | str | int]:
@@ -205,6 +233,12 @@ def _flatten(changes: Sequence[Change]) -> list[bytes | str | int]:
                 add(("M", key, orjson.dumps(value)))
             case TrimEvents(keep):
                 add(("X", keep))
+            case PutRecord(collection, key, doc):
+                add(("D", _record_field(collection, key), orjson.dumps(doc)))
+            case DeleteRecord(collection, key):
+                add(("d", _record_field(collection, key)))
+            case AppendAudit(seq, doc):
+                add(("L", seq, orjson.dumps(doc)))
             case _:
                 raise ValueError(f"unknown store change {change!r}")
     return args
@@ -277,9 +311,23 @@ class RedisStore:
         pipe.zrange(k("ticks"), 0, -1, withscores=True)
         pipe.zrange(k("audiences"), 0, -1)
         pipe.hgetall(k("keys"))
-        meta, order, realms, realm_keys, entities, last, first, newest, marks, auds, keys = (
-            pipe.execute()
-        )
+        pipe.hgetall(k("records"))
+        pipe.get(k("audit_last"))
+        (
+            meta,
+            order,
+            realms,
+            realm_keys,
+            entities,
+            last,
+            first,
+            newest,
+            marks,
+            auds,
+            keys,
+            records,
+            audit_last,
+        ) = pipe.execute()
         snapshot = Snapshot()
         snapshot.meta = {key.decode(): orjson.loads(value) for key, value in meta.items()}
         snapshot.realms = [
@@ -309,7 +357,18 @@ class RedisStore:
             )
         event_keys.sort(key=lambda key: key.offset)
         snapshot.event_keys = event_keys
+        for field, doc in records.items():
+            collection, _, key = field.partition(b"\0")
+            snapshot.records.setdefault(collection.decode(), {})[key.decode()] = orjson.loads(doc)
+        snapshot.last_audit_seq = int(audit_last or 0)
         return snapshot
+
+    def read_audit(self, after: int, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        start = f"({after}-0" if after > 0 else "-"
+        entries = cast("list[Any]", self._redis.xrange(self._key("audit"), min=start, count=limit))
+        return [orjson.loads(fields[b"d"]) for _entry_id, fields in entries]
 
     def read_events(self, after: int, limit: int) -> list[StoredEvent]:
         if limit <= 0:

@@ -15,21 +15,24 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import orjson
 
 from seedmmo.store.base import Snapshot, StoreError, with_ticks
 from seedmmo.store.changes import (
+    AppendAudit,
     AppendEvent,
     Change,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     StoredEvent,
     TrimEvents,
@@ -58,6 +61,14 @@ MIGRATIONS: Final = [
     );
     CREATE INDEX event_keys_by_offset ON event_keys ("offset");
     CREATE TABLE audiences ("offset" INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+    """,
+    # 3: the player layer's records, and the append-only audit log
+    """
+    CREATE TABLE records (
+        collection TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+        PRIMARY KEY (collection, key)
+    );
+    CREATE TABLE audit (seq INTEGER PRIMARY KEY, doc TEXT NOT NULL);
     """,
 ]
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -148,7 +159,20 @@ class SqliteStore:
                 'SELECT source, key, "offset", digest FROM event_keys ORDER BY "offset"'
             )
         ]
+        for collection, key, doc in db.execute(
+            "SELECT collection, key, doc FROM records ORDER BY rowid"
+        ):
+            snapshot.records.setdefault(collection, {})[key] = orjson.loads(doc)
+        (last_audit,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()
+        snapshot.last_audit_seq = int(last_audit)
         return snapshot
+
+    def read_audit(self, after: int, limit: int) -> list[dict[str, Any]]:
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT doc FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
+        return [orjson.loads(doc) for (doc,) in rows]
 
     def read_events(self, after: int, limit: int) -> list[StoredEvent]:
         with self._reader_lock:
@@ -277,6 +301,21 @@ class SqliteStore:
                 )
             case TrimEvents(keep):
                 self._trim(keep)
+            case PutRecord(collection, key, doc):
+                db.execute(
+                    "INSERT INTO records (collection, key, doc) VALUES (?, ?, ?) "
+                    "ON CONFLICT (collection, key) DO UPDATE SET doc = excluded.doc",
+                    (collection, key, orjson.dumps(doc)),
+                )
+            case DeleteRecord(collection, key):
+                db.execute(
+                    "DELETE FROM records WHERE collection = ? AND key = ?", (collection, key)
+                )
+            case AppendAudit(seq, doc):
+                (newest,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()
+                if seq <= newest:
+                    raise ValueError(f"audit entry {seq} is not above the newest stored")
+                db.execute("INSERT INTO audit (seq, doc) VALUES (?, ?)", (seq, orjson.dumps(doc)))
             case _:
                 raise ValueError(f"unknown store change {change!r}")
 
