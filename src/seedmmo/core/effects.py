@@ -10,10 +10,13 @@ from typing import Any
 
 from seedmmo.core.entities import Entity
 from seedmmo.core.events import CrossGameEvent
+from seedmmo.core.items import ItemType
+from seedmmo.core.player import Invite, Player
 from seedmmo.core.realm import Realm, RealmState
 from seedmmo.core.travel import Travel
 
 __all__ = [
+    "Audited",
     "DeliveryConfirmed",
     "Effect",
     "EntityChanged",
@@ -22,10 +25,16 @@ __all__ = [
     "EventAccepted",
     "GameRegistered",
     "GameUnregistered",
+    "InviteChanged",
+    "ItemTypeDeclared",
+    "KeyRingChanged",
     "NpcActed",
+    "OperationRecorded",
+    "PlayerChanged",
     "RealmStateChanged",
     "TickCompleted",
     "TickReport",
+    "TokenRevoked",
     "TravelChanged",
 ]
 
@@ -132,6 +141,59 @@ class TickCompleted:
     events: list[CrossGameEvent] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class PlayerChanged:
+    """A player signed up or changed. `news` names what the player is told (``inventory_changed``,
+    ``reputation_changed``; None: nothing) and `detail` what changed."""
+
+    player: Player
+    news: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTypeDeclared:
+    item_type: ItemType
+
+
+@dataclass(frozen=True, slots=True)
+class InviteChanged:
+    invite: Invite
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRevoked:
+    """Token `jti` is refused until it expires (`expires_s`, unix seconds); `expires_s` None:
+    the revocation expired and is forgotten."""
+
+    jti: str
+    expires_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRingChanged:
+    """A signing key was added or retired (`doc` None: dropped for good)."""
+
+    kid: str
+    doc: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecorded:
+    """An idempotent operation (inventory, trade, reputation) and its answer, kept under its
+    key so a retry gets the same answer and never applies twice."""
+
+    key: str
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """An entry of the append-only audit log."""
+
+    entry: dict[str, Any]
+
+
 Effect = (
     GameRegistered
     | GameUnregistered
@@ -144,4 +206,11 @@ Effect = (
     | NpcActed
     | EventAccepted
     | TickCompleted
+    | PlayerChanged
+    | ItemTypeDeclared
+    | InviteChanged
+    | TokenRevoked
+    | KeyRingChanged
+    | OperationRecorded
+    | Audited
 )

@@ -157,6 +157,7 @@ class Entity:
     # a visitor's home realm (an NPC's journey is a visit: its home keeps it); None: it lives
     # where it is (a travel a game asks for moves it for good)
     home: str | None = None
+    player_id: str | None = None  # an avatar's player (seedmmo.core.player)
 
     @property
     def owner(self) -> str:
@@ -203,6 +204,7 @@ class Entity:
             "behaviour": None if self.behaviour is None else self.behaviour.to_dict(),
             "history": list(self.history),
             "seq": self.seq,
+            **({} if self.player_id is None else {"player_id": self.player_id}),
         }
 
 

@@ -44,6 +44,7 @@ from seedmmo.core.entities import Entity, EntityIndex, EntityPatch, EntitySpec
 from seedmmo.core.events import MAX_EVENT_BYTES, CrossGameEvent, PublishRequest
 from seedmmo.core.lifecycle import Lifecycle, LifecyclePolicy
 from seedmmo.core.npc import NpcRunner
+from seedmmo.core.player_desk import PlayerDesk
 from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
 from seedmmo.core.realm import Realm, RealmSpec, RealmState
 from seedmmo.core.registry import RealmRegistry
@@ -146,6 +147,13 @@ class Multiverse:
         self.travels = TravelDesk(self.registry, self.entities, self._emit, self._world_rng)
         self.npcs = NpcRunner(
             self.registry, self.entities, self.travels, self._emit, self._world_rng
+        )
+        # players draw from a stream of their own, seeded without drawing from the others
+        self.players = PlayerDesk(
+            self.entities,
+            self._emit,
+            random.Random(f"players:{seed}"),
+            lambda: format_timestamp(self._clock()),
         )
         self._pending: list[CrossGameEvent] = []
         self.publish_keys = PublishKeys()
@@ -250,15 +258,27 @@ class Multiverse:
         entity.remember(self.tick, "sent_home", realm=home)
         self._emit(EntityChanged(entity))
 
-    def spawn(self, game_id: str, spec: EntitySpec | Any, *, actor: str | None = None) -> Entity:
+    def spawn(
+        self,
+        game_id: str,
+        spec: EntitySpec | Any,
+        *,
+        actor: str | None = None,
+        player_id: str | None = None,
+    ) -> Entity:
         """Place a new NPC or player in realm `game_id` (404 unknown realm, 409 duplicate id).
         `actor` is the game asking (None: the admin or the server); a game places entities in
-        its own realm only."""
+        its own realm only. With `player_id` the entity is that player's avatar (409
+        ``avatar_exists`` while another of theirs lives anywhere)."""
         if not isinstance(spec, EntitySpec):
             spec = EntitySpec.from_dict(spec)
         if actor is not None and game_id != actor:
             raise Forbidden(f"game {actor!r} may only place entities in its own realm")
         realm = self.registry.get(game_id)
+        if player_id is not None:
+            if spec.kind != "player":
+                raise InvalidField("kind", "an avatar (with player_token) is of kind 'player'")
+            self.players.check_no_avatar(self.players.get(player_id))
         self._check_behaviour(spec.behaviour, "behaviour")
         limit = self.quotas.max_entities_per_realm
         if not realm.hosted and self.entities.owned_by(game_id) >= limit:  # hosted: ours
@@ -282,6 +302,8 @@ class Multiverse:
         )
         self.counters.next_entity_seq += 1
         entity.remember(self.tick, "spawned", realm=game_id)
+        if player_id is not None:
+            self.players.bind_avatar(player_id, entity)
         self.entities.add(entity)
         self.npcs.schedule(entity, self.tick)
         self._emit(EntitySpawned(entity))
@@ -516,6 +538,7 @@ class Multiverse:
             else:
                 self.propagated_offset = max(self.propagated_offset, event.offset)
         self._pending = sorted([*self._pending, *pending], key=lambda e: e.offset)
+        self.players.restore(restored.records, restored.last_audit_seq)
 
     def acknowledge(self, event: CrossGameEvent) -> int:
         """`event` is durable now: the tick that will propagate it (its ``accepted_tick``,
@@ -537,3 +560,6 @@ class Restored:
     last_offset: int = 0  # the newest offset stored
     last_tick_mark: int = 0  # the newest tick that propagated events
     tick_floor: int = 0  # ticks up to it may have run (a cluster's reserved ids): go on after
+    # the player layer's records (collection -> key -> document) and the newest audit entry
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    last_audit_seq: int = 0

@@ -107,6 +107,7 @@ def entity_from_record(doc: dict[str, Any]) -> Entity:
         # the wire form says where it is at home; kept only for a visitor (stored before
         # visits: at home where it is)
         home=None if doc.get("home") in (None, doc["realm"]) else doc["home"],
+        player_id=doc.get("player_id"),  # (stored before avatars: none)
     )
     entity.stat7_address = doc["stat7_address"]
     return entity

@@ -7,6 +7,8 @@ committer. Accepted events also enter the event log's memory tier here. What is 
 - at once, with the command that caused it (and acknowledged only once written): events,
   registrations with their key hash, unregistrations, entities created, changed, removed or
   travelling, realm state changes, delivery confirmations (a game's cursor);
+- at once, too: the player layer's records (players, item types, invites, revocations,
+  signing keys, idempotent operations with their answers) and audit entries;
 - at tick boundaries: the tick mark and the audiences the tick fixed (with each tick that
   propagated events), the realms whose counters moved and the universe counters (then, or
   every 10 ticks), the NPCs that acted (every 10 ticks: an action is acknowledged to nobody).
@@ -19,6 +21,7 @@ from dataclasses import asdict
 from typing import Any, Final
 
 from seedmmo.core.effects import (
+    Audited,
     DeliveryConfirmed,
     Effect,
     EntityChanged,
@@ -27,23 +30,32 @@ from seedmmo.core.effects import (
     EventAccepted,
     GameRegistered,
     GameUnregistered,
+    InviteChanged,
+    ItemTypeDeclared,
+    KeyRingChanged,
     NpcActed,
+    OperationRecorded,
+    PlayerChanged,
     RealmStateChanged,
     TickCompleted,
+    TokenRevoked,
     TravelChanged,
 )
 from seedmmo.core.multiverse import Multiverse
 from seedmmo.core.records import entity_to_record, event_to_record, realm_to_record
 from seedmmo.store import (
+    AppendAudit,
     AppendEvent,
     Change,
     DeleteEntity,
     DeleteRealm,
+    DeleteRecord,
     EventKey,
     MarkTick,
     PutEntity,
     PutMeta,
     PutRealm,
+    PutRecord,
     SetAudience,
     TieredEventLog,
 )
@@ -79,6 +91,19 @@ class Persister:
             GameUnregistered: self._unregistered,
             RealmStateChanged: self._state_changed,
             DeliveryConfirmed: self._state_changed,
+            PlayerChanged: lambda e, out: out.append(
+                PutRecord("players", e.player.player_id, e.player.to_record())
+            ),
+            ItemTypeDeclared: lambda e, out: out.append(
+                PutRecord("item_types", e.item_type.id, e.item_type.to_dict())
+            ),
+            InviteChanged: lambda e, out: out.append(
+                PutRecord("invites", e.invite.digest, e.invite.to_record())
+            ),
+            TokenRevoked: self._token_revoked,
+            KeyRingChanged: self._key_ring_changed,
+            OperationRecorded: lambda e, out: out.append(PutRecord("operations", e.key, e.doc)),
+            Audited: lambda e, out: out.append(AppendAudit(e.entry["seq"], e.entry)),
         }
 
     def changes(self, effect: Effect, out: list[Change]) -> None:
@@ -148,6 +173,18 @@ class Persister:
             out.append(self.counters())
         if tick_id % NPC_FLUSH_TICKS == 0:
             self.dirty_entities(out)
+
+    def _token_revoked(self, effect: TokenRevoked, out: list[Change]) -> None:
+        if effect.expires_s is None:
+            out.append(DeleteRecord("revoked_tokens", effect.jti))
+        else:
+            out.append(PutRecord("revoked_tokens", effect.jti, {"expires_s": effect.expires_s}))
+
+    def _key_ring_changed(self, effect: KeyRingChanged, out: list[Change]) -> None:
+        if effect.doc is None:
+            out.append(DeleteRecord("signing_keys", effect.kid))
+        else:
+            out.append(PutRecord("signing_keys", effect.kid, effect.doc))
 
     def counters(self) -> Change:
         return PutMeta("counters", asdict(self._multiverse.counters))

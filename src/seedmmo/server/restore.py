@@ -125,6 +125,8 @@ def restore(
         last_tick_mark=snapshot.last_tick_mark,
         retired_hosted=[str(game_id) for game_id in meta.get("retired_hosted", [])],
         tick_floor=tick_floor,
+        records=snapshot.records,
+        last_audit_seq=snapshot.last_audit_seq,
     )
     for doc, digest in snapshot.realms:
         realm = realm_from_record(doc)
