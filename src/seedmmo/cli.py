@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SEEDMMO_SYNCHRONOUS", "full").lower(),
         help="SQLite durability: full (default) survives power cuts, normal only crashes",
     )
+    serve.add_argument(
+        "--player-signup",
+        choices=["open", "invite", "closed"],
+        default=os.environ.get("SEEDMMO_PLAYER_SIGNUP", "open"),
+        help="who may sign up as a player: anyone (default), with an admin's invite, nobody",
+    )
     cluster = serve.add_argument_group(
         "cluster mode", "several nodes on one Redis are one universe (docs/cluster.md)"
     )
@@ -110,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         node_id=args.node_id,
         cluster=args.cluster,
+        player_signup=args.player_signup,
     )
     if settings.redis_url is not None and not all(
         c.isalnum() or c in "-_." for c in settings.cluster

@@ -113,11 +113,20 @@ MESSAGES: Final[Mapping[str, Message]] = {
         ),
         about="topics entities, realm:<id>",
     ),
+    "inventory_changed": Message(
+        ("player_id", "inventory"),
+        ("op", "item", "qty", "items", "trade_id", "a_gives", "b_gives"),
+        "to the player's own connections (topic player:<id>, joined by auth)",
+    ),
+    "reputation_changed": Message(
+        ("player_id", "faction", "value", "tier", "previous", "reason", "by"),
+        about="to the player's own connections (topic player:<id>, joined by auth)",
+    ),
 }
 
 # The result fields of each action's ``ok`` reply.
 REPLIES: Final[Mapping[str, tuple[str, ...]]] = {
-    "auth": ("role", "game_id", "delivered_through"),
+    "auth": ("role", "game_id", "player_id", "delivered_through"),
     "ack": ("delivered_through",),
     "subscribe": ("topics",),
     "unsubscribe": ("topics",),

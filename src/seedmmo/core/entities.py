@@ -50,10 +50,12 @@ ENTITY_BODY: Final = Body(
         "stat7": OBJECT,
         "state": OBJECT,
         "behaviour": {"oneOf": [STRING, OBJECT]},
+        # an avatar: the player's token (the server checks it; see seedmmo.core.player)
+        "player_token": {"type": "string", "writeOnly": True},
     },
     ("kind", "name"),
 )
-ENTITY_PATCH_BODY: Final = Body(
+ENTITY_PATCH_BODY: Final = Body(  # (no player_token: an avatar is one from its spawn)
     {name: ENTITY_BODY.properties[name] for name in ("name", "stat7", "state", "behaviour")}
 )
 HISTORY_LIMIT: Final = 20

@@ -133,6 +133,7 @@ class Multiverse:
         address_secret: bytes = b"",
     ) -> None:
         self._clock = clock
+        self.clock = clock  # (the server reads the same clock for what it stamps itself)
         self.quotas = quotas or Quotas()
         self._address_secret = address_secret  # salts private events' addresses
         self._rng = random.Random(seed)

@@ -83,8 +83,8 @@ class Player:
     inventory: Inventory = field(default_factory=Inventory)
     reputation: dict[str, int] = field(default_factory=dict)
     avatar: str | None = None  # the avatar entity's id
-    # tokens issued before this (unix seconds) are refused: a revocation of every session
-    tokens_valid_after: int = 0
+    # tokens issued before this (unix milliseconds) are refused: every session revoked
+    tokens_valid_after_ms: int = 0
 
     def reputation_view(self) -> dict[str, dict[str, Any]]:
         return {
@@ -112,7 +112,7 @@ class Player:
             "inventory": self.inventory.to_dict(),
             "reputation": dict(self.reputation),
             "avatar": self.avatar,
-            "tokens_valid_after": self.tokens_valid_after,
+            "tokens_valid_after_ms": self.tokens_valid_after_ms,
         }
 
     @classmethod
@@ -125,7 +125,7 @@ class Player:
             inventory=Inventory.from_dict(doc.get("inventory", {})),
             reputation={str(k): int(v) for k, v in doc.get("reputation", {}).items()},
             avatar=doc.get("avatar"),
-            tokens_valid_after=int(doc.get("tokens_valid_after", 0)),
+            tokens_valid_after_ms=int(doc.get("tokens_valid_after_ms", 0)),
         )
 
 

@@ -181,10 +181,10 @@ class PlayerDesk:
         self._emit(InviteChanged(invite))
         return invite
 
-    def revoke_sessions(self, player_id: str, before_s: int) -> Player:
-        """Every token of the player issued before `before_s` is refused from now on."""
+    def revoke_sessions(self, player_id: str, before_ms: int) -> Player:
+        """Every token of the player issued before `before_ms` is refused from now on."""
         player = self.get(player_id)
-        player.tokens_valid_after = max(player.tokens_valid_after, before_s)
+        player.tokens_valid_after_ms = max(player.tokens_valid_after_ms, before_ms)
         self._emit(PlayerChanged(player))
         return player
 
@@ -295,12 +295,14 @@ class PlayerDesk:
         player = self.get(player_id)
         line_body = {k: v for k, v in obj.items() if k not in ("op", "idempotency_key")}
         line = parse_line(line_body, "$", self.item_type)
-        self._check_actor(player, actor)
-        op_key = f"inv\0{player_id}\0{key}"
+        # a retry gets the first answer wherever the avatar is now (the same asker was
+        # allowed then): keys are the asker's own
+        op_key = f"inv\0{player_id}\0{actor or ''}\0{key}"
         digest = _fingerprint(obj)
         earlier = self._earlier(op_key, digest)
         if earlier is not None:
             return earlier
+        self._check_actor(player, actor)
         inventory = player.inventory
         moved: list[UniqueItem]
         if op == "take":
@@ -356,17 +358,17 @@ class PlayerDesk:
                     raise InvalidField(f"{where}[{i}].item_id", "a unique item is named by its id")
         if not a_gives and not b_gives:
             raise InvalidField("a_gives", "a trade moves at least one item")
+        op_key = f"trade\0{actor or ''}\0{key}"
+        digest = _fingerprint(obj)
+        earlier = self._earlier(op_key, digest)
+        if earlier is not None:  # (the same answer, wherever the avatars are now)
+            return earlier
         realm_a, realm_b = self.location(a), self.location(b)
         if realm_a is None or realm_a != realm_b:
             raise Conflict(
                 "both avatars must be in the same realm to trade", code="not_in_the_same_realm"
             )
         self._check_actor(a, actor)
-        op_key = f"trade\0{actor or ''}\0{key}"
-        digest = _fingerprint(obj)
-        earlier = self._earlier(op_key, digest)
-        if earlier is not None:
-            return earlier
         a.inventory.check_has(a_gives, f"player {a.player_id!r}")
         b.inventory.check_has(b_gives, f"player {b.player_id!r}")
         a.inventory.check_room(b_gives, f"player {a.player_id!r}")
@@ -401,13 +403,13 @@ class PlayerDesk:
     def change_reputation(self, player_id: str, body: Any, actor: str | None) -> dict[str, Any]:
         change = ReputationChange.from_dict(body)
         player = self.get(player_id)
-        self._check_actor(player, actor)
-        op_key = f"rep\0{player_id}\0{change.idempotency_key}"
+        op_key = f"rep\0{player_id}\0{actor or ''}\0{change.idempotency_key}"
         digest = _fingerprint(check_mapping(body, "$"))
         if change.idempotency_key is not None:
             earlier = self._earlier(op_key, digest)
             if earlier is not None:
                 return earlier
+        self._check_actor(player, actor)
         before = player.reputation.get(change.faction, 0)
         after = clamp(before + change.delta)
         player.reputation[change.faction] = after

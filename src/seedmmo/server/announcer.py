@@ -22,6 +22,7 @@ from seedmmo.core.effects import (
     GameRegistered,
     GameUnregistered,
     NpcActed,
+    PlayerChanged,
     RealmStateChanged,
     TickCompleted,
     TickReport,
@@ -93,6 +94,7 @@ class Announcer:
             GameRegistered: self._registered,
             GameUnregistered: self._unregistered,
             RealmStateChanged: self._state_changed,
+            PlayerChanged: self._player_news,
         }
 
     def announce(self, effect: Effect) -> None:
@@ -129,6 +131,15 @@ class Announcer:
             )
         )
         self._fanout.to_topics(("realms", f"realm:{effect.realm.game_id}"), text)
+
+    def _player_news(self, effect: PlayerChanged) -> None:
+        """A player's inventory or reputation changed: told to that player's connections."""
+        if effect.news is None:
+            return
+        topic = ("player:" + effect.player.player_id,)
+        if self._fanout.has_audience(topic):
+            fields = {"player_id": effect.player.player_id, **effect.detail}
+            self._fanout.to_topics(topic, outgoing(message(effect.news, **fields)))
 
     def tick(self, report: TickReport, elapsed_ms: float) -> None:
         text = outgoing(
@@ -193,5 +204,7 @@ class Announcer:
             elif travel.state in (TravelState.ARRIVED, TravelState.ROLLED_BACK):
                 games = (travel.from_game_id, travel.to_game_id)  # (the sender hears it too)
         topics = ("entities", *(f"realm:{game_id}" for game_id in realms))
+        if entity.player_id is not None:  # an avatar: its player hears of it too
+            topics = (*topics, "player:" + entity.player_id)
         if games or self._fanout.has_audience(topics):
             self._fanout.notify(games, topics, outgoing(message(kind, **fields)))

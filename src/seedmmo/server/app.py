@@ -32,6 +32,7 @@ from seedmmo.server.fastpath import CaptureRawProtocol
 from seedmmo.server.hotpaths import HotPaths
 from seedmmo.server.hub import Hub
 from seedmmo.server.parts import Parts, assemble
+from seedmmo.server.players_api import jwks_router, players_router
 from seedmmo.server.relay import RelayingFanout
 from seedmmo.server.remote_actions import answer_remote
 from seedmmo.server.settings import Settings
@@ -282,6 +283,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         )
     app.add_middleware(CountRequests)
     app.include_router(router)
+    app.include_router(players_router)
+    app.include_router(jwks_router)
     app.include_router(metrics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     app.add_api_route("/", dashboard, methods=["GET"], include_in_schema=False)

@@ -4,6 +4,8 @@
   ``<data dir>/admin_token`` (mode 0600) and printed once;
 - **game**: the ``game_key`` returned once at registration; only its SHA-256 is kept (keys are
   256-bit random, so a plain hash is enough: there is nothing to brute-force);
+- **player**: a signed player token (a JWT, :mod:`seedmmo.server.tokens`), verified against
+  the server's keys and its revocations;
 - **public**: no token.
 
 A token that is present but unknown is an error (401), never silently "public".
@@ -16,11 +18,13 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from seedmmo.errors import Forbidden, Unauthenticated
+from seedmmo.server.tokens import looks_like_jwt
 
 __all__ = ["ADMIN", "PUBLIC", "Credentials", "Principal", "Role", "load_admin_token"]
 
@@ -32,6 +36,7 @@ ADMIN_TOKEN_FILE = "admin_token"
 class Role(StrEnum):
     ADMIN = "admin"
     GAME = "game"
+    PLAYER = "player"
     PUBLIC = "public"
 
 
@@ -43,6 +48,9 @@ class Principal:
     role: Role
     game_id: str | None = None
     incarnation: int = 0
+    player_id: str | None = None
+    token_id: str | None = None  # a player token's jti (what a logout revokes)
+    token_expires_s: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -53,6 +61,22 @@ class Principal:
         if self.role is Role.GAME and self.game_id is not None:
             return (self.game_id, self.incarnation)
         return None
+
+    @property
+    def actor(self) -> str:
+        """Who this is in the audit log."""
+        if self.role is Role.GAME:
+            return f"game:{self.game_id}"
+        if self.role is Role.PLAYER:
+            return f"player:{self.player_id}"
+        return self.role.value
+
+    def require_player(self) -> str:
+        if self.role is Role.PUBLIC:
+            raise Unauthenticated("this needs a player token")
+        if self.role is not Role.PLAYER or self.player_id is None:
+            raise Forbidden("this needs a player token")
+        return self.player_id
 
     def require_admin(self) -> None:
         if self.role is Role.PUBLIC:
@@ -69,7 +93,7 @@ class Principal:
                 return game_id
             raise Forbidden(f"this key cannot act for game {game_id!r}")
         if self.game_id is None:
-            raise Forbidden("this needs a game key, not the admin token")
+            raise Forbidden(f"this needs a game key, not the {self.role.value} token")
         return self.game_id
 
 
@@ -86,6 +110,8 @@ class Credentials:
 
     def __init__(self, admin_token: str) -> None:
         self._admin_digest = _digest(admin_token)
+        # verifies a player token (set once the token service exists)
+        self.player_token: Callable[[str], Principal] | None = None
         self._games: dict[bytes, Principal] = {}  # sha256(game_key) -> its game
         self._game_digests: dict[str, bytes] = {}
 
@@ -114,6 +140,8 @@ class Credentials:
         digest = _digest(token)
         if hmac.compare_digest(digest, self._admin_digest):
             return Principal(Role.ADMIN)
+        if self.player_token is not None and looks_like_jwt(token):
+            return self.player_token(token)
         # A dict lookup on the digest, not a comparison with the secret: nothing to time.
         principal = self._games.get(digest)
         if principal is None:

@@ -52,6 +52,7 @@ from seedmmo.server.ws_actions import (
     SESSION_ACTIONS,
     answer_frame,
     auth_reply,
+    follow_player,
     replay_missed,
 )
 from seedmmo.store import ReplayGap
@@ -318,10 +319,16 @@ class FollowerSite:
                 self.hub.to_connection(conn, outgoing(answer))
             return
         doc = answer["principal"]
-        principal = Principal(Role(doc["role"]), doc["game_id"], int(doc["incarnation"]))
+        principal = Principal(
+            Role(doc["role"]),
+            doc["game_id"],
+            int(doc["incarnation"]),
+            player_id=doc.get("player_id"),
+        )
         if conn.client_id not in self.hub.connections:
             return  # gone meanwhile
         self.hub.set_principal(conn, principal)
+        follow_player(self.hub, conn, principal)
         self._tokens[conn.client_id] = token
         cursor = answer["delivered_through"]
         self.hub.to_connection(conn, outgoing(auth_reply(principal, cursor, ref)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from seedmmo.bus import Fanout
@@ -65,6 +66,8 @@ class Orchestrator:
         self._durable_waiters = OffsetWaiters()
         self._pending_travels: dict[str, asyncio.Future[None]] = {}
         self.committer: GroupCommitter | None = None
+        # the player an avatar's `player_token` names (set by the player service)
+        self.avatar_player: Callable[[Any], str] | None = None
         self.store_error: BaseException | None = None  # set while the store cannot write
         self.writable = asyncio.Event()  # set while the store can write (a drain, a test waits)
         self.writable.set()
@@ -127,12 +130,24 @@ class Orchestrator:
         self.store_error = None
         self.writable.set()
 
-    def _require_writable(self) -> None:
+    def require_writable(self) -> None:
         """Refuse a mutation that could not be acknowledged now (503, never a silent loss)."""
         if self.draining:
             raise Unavailable("the server is draining")
         if self.store_error is not None:
             raise StoreFailing(self.store_error)
+
+    def commit(self) -> asyncio.Future[None] | None:
+        """Carry out what commands run on the core directly (the player desk's) produced; the
+        future of the write that makes it durable (None: nothing to write)."""
+        return self._carry_out(want_ack=True)
+
+    async def committed(self) -> None:
+        """:meth:`commit`, then until it is durable (503 if the store could not write it)."""
+        await Acked(lambda: None, self.commit()).wait()
+
+    def clock(self) -> datetime:
+        return self.multiverse.clock()
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write the counters and the NPCs, flush everything queued (a failing store is retried
@@ -156,10 +171,13 @@ class Orchestrator:
         return self.credentials.identify(token)
 
     def register_game(self, body: Any, *, hosted: bool = False) -> Acked[dict[str, Any]]:
-        self._require_writable()
+        self.require_writable()
         spec = RealmSpec.from_dict(body)
         realm = self.multiverse.register(spec, hosted=hosted)
         key = self.credentials.issue_game_key(realm.game_id, realm.incarnation)
+        if not hosted:  # (the server's own realms, set up at every start, are not news)
+            self.multiverse.players.audit("game_registered", "admin", game_id=realm.game_id)
+            self.multiverse.players.audit("game_key_issued", "admin", game_id=realm.game_id)
         reply = {
             "status": "registered",
             "game_id": realm.game_id,
@@ -177,9 +195,10 @@ class Orchestrator:
             raise Unauthenticated("this needs the admin token or the game's key")
         self.multiverse.registry.get(game_id)
         principal.require_game(game_id)
-        self._require_writable()
+        self.require_writable()
         self.multiverse.unregister(game_id)
         self.credentials.revoke(game_id)
+        self.multiverse.players.audit("game_unregistered", principal.actor, game_id=game_id)
         durable = self._carry_out(want_ack=True)  # (its connections are closed: 4001)
         return Acked(lambda: {"status": "unregistered", "game_id": game_id}, durable)
 
@@ -193,7 +212,7 @@ class Orchestrator:
         """A game has handled what was addressed to it up to `offset` (its cursor, durable
         before the answer)."""
         game_id = principal.require_game()
-        self._require_writable()
+        self.require_writable()
         realm = self.multiverse.confirm_delivery(game_id, offset)
         reply = {"delivered_through": realm.delivered_through}
         return Acked(lambda: reply, self._carry_out(want_ack=True))
@@ -201,7 +220,7 @@ class Orchestrator:
     def publish(self, body: Any, principal: Principal) -> Acked[dict[str, Any]]:
         """Accept an event; the answer (event_id, offset, accepted_tick) once it is durable."""
         source = principal.require_game()  # 401/403 before anything else
-        self._require_writable()
+        self.require_writable()
         request = PublishRequest.from_dict(
             body, source_game_id=source, max_data_bytes=self.settings.max_event_bytes
         )
@@ -240,24 +259,39 @@ class Orchestrator:
     def create_entity(self, body: Any, principal: Principal) -> Acked[Entity]:
         """``POST /api/entities``: in the calling game's realm; the admin names the realm."""
         actor = actor_of(principal)
-        self._require_writable()
+        self.require_writable()
         spec = EntitySpec.from_dict(body)
         realm = spec.realm or actor
         if realm is None:
             raise InvalidField("realm", "is required when the admin creates an entity")
-        entity = self.multiverse.spawn(realm, spec, actor=actor)
+        player_id = None
+        if isinstance(body, dict) and "player_token" in body:
+            if self.avatar_player is None:
+                raise InvalidField("player_token", "this server has no players")
+            player_id = self.avatar_player(body["player_token"])
+        entity = self.multiverse.spawn(realm, spec, actor=actor, player_id=player_id)
+        if actor is None:
+            self._audit_admin("entity_created", entity.id)
         return Acked(lambda: entity, self._carry_out(want_ack=True))
+
+    def _audit_admin(self, action: str, entity_id: str) -> None:
+        if self.ready:  # (not the server setting up its demo at start)
+            self.multiverse.players.audit(action, "admin", entity_id=entity_id)
 
     def update_entity(self, entity_id: str, body: Any, principal: Principal) -> Acked[Entity]:
         actor = actor_of(principal)
-        self._require_writable()
+        self.require_writable()
         entity = self.multiverse.update_entity(entity_id, body, actor=actor)
+        if actor is None:
+            self._audit_admin("entity_updated", entity_id)
         return Acked(lambda: entity, self._carry_out(want_ack=True))
 
     def remove_entity(self, entity_id: str, principal: Principal) -> Acked[dict[str, Any]]:
         actor = actor_of(principal)
-        self._require_writable()
+        self.require_writable()
         self.multiverse.remove_entity(entity_id, actor=actor)
+        if actor is None:
+            self._audit_admin("entity_removed", entity_id)
         reply = {"status": "removed", "entity_id": entity_id}
         return Acked(lambda: reply, self._carry_out(want_ack=True))
 
@@ -267,7 +301,7 @@ class Orchestrator:
         """Accept a travel, answered once durable. It may depart only once its request is
         written (a retry with its key waits for the same commit)."""
         actor = actor_of(principal)
-        self._require_writable()
+        self.require_writable()
         travel, new = self.multiverse.request_travel(entity_id, body, actor=actor)
         if new:
             travel_id = travel.travel_id

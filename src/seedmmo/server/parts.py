@@ -15,10 +15,12 @@ from seedmmo.bus import Fanout
 from seedmmo.server.auth import Credentials
 from seedmmo.server.fastpath import Outgoing
 from seedmmo.server.hub import Hub
+from seedmmo.server.login_throttle import LoginThrottle, ThrottlePolicy
 from seedmmo.server.metrics import Metrics
 from seedmmo.server.node import NodeRole
 from seedmmo.server.orchestrator import Orchestrator
 from seedmmo.server.pacing import ReplayLimiter
+from seedmmo.server.players import PlayerService
 from seedmmo.server.restore import restore
 from seedmmo.server.runtime import TickLoop, TickRole
 from seedmmo.server.settings import Settings
@@ -42,6 +44,7 @@ class Parts:
     metrics: Metrics
     replays: ReplayLimiter
     tick_loop: TickLoop
+    players: PlayerService
 
     @property
     def draining(self) -> bool:
@@ -90,4 +93,19 @@ def assemble(
         log_ticks=settings.log_ticks,
     )
     replays = ReplayLimiter(per_address=settings.replays_per_address, total=settings.replays_total)
-    return Parts(settings, orchestrator, views, hub, metrics, replays, tick_loop)
+    players = PlayerService(
+        orchestrator,
+        admin_token=admin_token,
+        signup=settings.player_signup,
+        token_lifetime_s=settings.player_token_lifetime_s,
+        invite_lifetime_s=settings.player_invite_lifetime_s,
+        kdf_cost=settings.password_kdf_cost,
+        throttle=LoginThrottle(
+            ThrottlePolicy(
+                per_username=settings.login_failures_per_username,
+                per_address=settings.login_failures_per_address,
+            )
+        ),
+    )
+    orchestrator.avatar_player = players.avatar_player
+    return Parts(settings, orchestrator, views, hub, metrics, replays, tick_loop, players)

@@ -77,6 +77,7 @@ def authenticated(parts: Parts, token: str | None, ref: Any) -> dict[str, Any]:
             "role": principal.role.value,
             "game_id": principal.game_id,
             "incarnation": principal.incarnation,
+            "player_id": principal.player_id,
         },
         "delivered_through": cursor,
         "ref": ref,

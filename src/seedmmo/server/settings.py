@@ -42,6 +42,11 @@ ENV_TUNABLE = (
     "cors_origins",
     "lease_s",
     "engine_timeout_s",
+    "player_token_lifetime_s",
+    "player_invite_lifetime_s",
+    "password_kdf_cost",
+    "login_failures_per_username",
+    "login_failures_per_address",
 )
 
 
@@ -96,6 +101,12 @@ class Settings:
     cluster: str = "seedmmo"  # the Redis key prefix
     lease_s: float = 1.5  # the tick lease; another node takes over this long after a death
     engine_timeout_s: float = 2.0  # Redis not answering this long: 503, never a false ack
+    player_signup: str = "open"  # "open", "invite" (an admin's invite code) or "closed"
+    player_token_lifetime_s: int = 3600  # a player token's `exp`
+    player_invite_lifetime_s: int = 7 * 86400  # an invite code's, unless the admin says
+    password_kdf_cost: int = 14  # scrypt's log2 n (r 8, p 1): 14 is 16 MiB per hash
+    login_failures_per_username: int = 5  # within a minute; then 429 until one ages out
+    login_failures_per_address: int = 20
     seed: int | None = None  # the core's RNG seed; None: a fresh one each start (unique ids)
     # nobody runs the clock: whoever embeds the server calls TickLoop.run_tick (the tests do)
     manual_ticks: bool = False

@@ -17,7 +17,7 @@ from seedmmo.errors import InvalidField, MalformedInput, SeedError
 from seedmmo.server.acks import Acked
 from seedmmo.server.auth import Principal, Role
 from seedmmo.server.connection import Connection, Replay
-from seedmmo.server.hub import STATIC_TOPICS
+from seedmmo.server.hub import STATIC_TOPICS, Hub
 from seedmmo.server.parts import Parts
 from seedmmo.server.site import Site
 from seedmmo.server.wire import error_reply, message, outgoing
@@ -28,7 +28,9 @@ __all__ = [
     "SESSION_ACTIONS",
     "answer_frame",
     "auth_reply",
+    "follow_player",
     "handle_frame",
+    "player_topic",
     "ref_of",
     "replay_missed",
     "resync_message",
@@ -138,6 +140,7 @@ def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
     principal = parts.orchestrator.authenticate(token)
     hub = parts.hub
     hub.set_principal(conn, principal)
+    follow_player(hub, conn, principal)
     game_id = principal.game_id if principal.role is Role.GAME else None
     cursor = None
     if game_id is not None:
@@ -148,12 +151,27 @@ def act_auth(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
         replay_missed(conn, parts, cursor, msg.get("ref"))
 
 
+def player_topic(player_id: str) -> str:
+    """Where a player's own news goes (inventory, reputation, its avatar): only its
+    connections are subscribed, by authenticating (no one subscribes to it by asking)."""
+    return "player:" + player_id
+
+
+def follow_player(hub: Hub, conn: Connection, principal: Principal) -> None:
+    """After an auth: the connection hears its player's news, and no other player's."""
+    for topic in [t for t in conn.topics if t.startswith("player:")]:
+        hub.unsubscribe(conn, topic)
+    if principal.player_id is not None:
+        hub.subscribe(conn, player_topic(principal.player_id))
+
+
 def auth_reply(principal: Principal, cursor: int | None, ref: Any) -> dict[str, Any]:
     return message(
         "ok",
         action="auth",
         role=principal.role.value,
         game_id=principal.game_id,
+        player_id=principal.player_id,
         delivered_through=cursor,
         ref=ref,
     )
