@@ -60,6 +60,7 @@ class Cluster:
                 *(() if demo else ("--no-demo",)),
                 "--tick-ms",
                 "50",
+                env={"SEEDMMO_PASSWORD_KDF_COST": "8"},  # (cheap hashes for the player test)
             )
             for index in range(size)
         ]
@@ -160,6 +161,59 @@ def test_one_node_leads_and_the_followers_serve_the_api_through_it(cluster: Clus
     assert roles == {
         f"n{i}-0": ("leader" if f"n{i}-0" == leader_id else "follower") for i in range(3)
     }
+
+
+def test_players_are_one_identity_on_every_node_and_outlive_the_leader(cluster: Cluster) -> None:
+    """Sign up on one follower, log in on the other, verify the token with any node's JWKS;
+    an avatar spawned through one follower gets items through the other, and the player's own
+    WebSocket on a follower hears of them; after kill -9 of the leader the token still verifies
+    (the keys are the cluster's) and the inventory is whole."""
+    import jwt
+
+    leader = cluster.leader()
+    one, other = [n for n in cluster.nodes if n is not leader]
+    credentials = {"username": "ada", "password": "correct horse battery"}
+    signed_up = one.http.post("/api/players", json=credentials)
+    assert signed_up.status_code == 201, signed_up.text
+    player_id = signed_up.json()["player_id"]
+    token = other.http.post("/api/players/login", json=credentials).json()["token"]
+    keys = jwt.PyJWKSet.from_dict(one.http.get("/.well-known/jwks.json").json()).keys
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = next(k for k in keys if k.key_id == kid)
+    assert jwt.decode(token, key.key, algorithms=["EdDSA"], issuer="seedmmo")["sub"] == player_id
+    game = {"Authorization": f"Bearer {leader.register('arena')}"}
+    assert other.http.post("/api/items", json={"name": "gold"}, headers=game).status_code == 201
+    spawn = {"kind": "player", "name": "Ada", "player_token": token}
+    assert one.http.post("/api/entities", json=spawn, headers=game).status_code == 201
+
+    async def hears_its_grant() -> dict[str, Any]:
+        async with websockets.connect(one.base.replace("http", "ws") + "/ws") as ws:
+            await ws.recv()  # welcome
+            await ws.send(json.dumps({"action": "auth", "token": token, "ref": "a"}))
+            ok = json.loads(await ws.recv())
+            assert (ok["role"], ok["player_id"]) == ("player", player_id), ok
+            body = {"op": "grant", "item": "arena:gold", "qty": 7, "idempotency_key": "g"}
+            granted = await asyncio.to_thread(
+                other.http.post, f"/api/players/{player_id}/inventory", json=body, headers=game
+            )
+            assert granted.status_code == 200, granted.text
+            while True:
+                news: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if news["event_type"] == "inventory_changed":
+                    return news
+
+    assert asyncio.run(hears_its_grant())["inventory"]["stacks"] == {"arena:gold": 7}
+    leader.proc.send_signal(signal.SIGKILL)
+    leader.proc.wait(10)
+    cluster.leader()
+    me = settled(
+        lambda: other.http.get("/api/players/me", headers={"Authorization": f"Bearer {token}"}),
+        lambda answer: answer.status_code == 200,
+        15,
+    )
+    assert me.status_code == 200, me.text
+    assert me.json()["inventory"]["stacks"] == {"arena:gold": 7}
+    assert me.json()["location"] == "arena"
 
 
 def test_every_node_serves_one_universe(cluster: Cluster) -> None:

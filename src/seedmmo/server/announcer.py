@@ -136,10 +136,13 @@ class Announcer:
         """A player's inventory or reputation changed: told to that player's connections."""
         if effect.news is None:
             return
-        topic = ("player:" + effect.player.player_id,)
-        if self._fanout.has_audience(topic):
-            fields = {"player_id": effect.player.player_id, **effect.detail}
-            self._fanout.to_topics(topic, outgoing(message(effect.news, **fields)))
+        # Always sent, not only when someone is known to listen: a cluster learns a follower's
+        # audience a tick or two late, and a player who just authenticated there must not miss
+        # what changed its inventory (one message per durable change: cheap beside the write).
+        fields = {"player_id": effect.player.player_id, **effect.detail}
+        self._fanout.to_topics(
+            ("player:" + effect.player.player_id,), outgoing(message(effect.news, **fields))
+        )
 
     def tick(self, report: TickReport, elapsed_ms: float) -> None:
         text = outgoing(

@@ -316,10 +316,10 @@ class ClusterNode:
 
 class ClusterGate:
     """ASGI middleware (outermost) of a cluster node. While the node leads, everything passes
-    through. While it follows, the API goes to the leader (:class:`~seedmmo.server.forward.
-    Forwarder`), health is the leader's with this node's ``node`` and ``role``, ``/metrics`` is
-    this node's own, the pages are served, and WebSockets are refused (503: a proxy or the SDK
-    moves on to the leader)."""
+    through. While it follows, the API and the JWKS go to the leader
+    (:class:`~seedmmo.server.forward.Forwarder`), health is the leader's with this node's
+    ``node`` and ``role``, ``/metrics`` is this node's own, the pages are served here, and
+    WebSockets are served from the leader's relay (:mod:`seedmmo.server.follower`)."""
 
     def __init__(self, app: ASGIApp, node: Callable[[], ClusterNode | None]) -> None:
         self.app = app
@@ -352,7 +352,7 @@ class ClusterGate:
                 standby_metrics(node.cluster(), node.forwarder, node.follower),
                 PROMETHEUS,
             )
-        elif path.startswith("/api/"):
+        elif path.startswith(("/api/", "/.well-known/")):  # (the JWKS is the leader's too)
             await self._forward(node, scope, receive, send)
         else:
             await self.app(scope, receive, send)
