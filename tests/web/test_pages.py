@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from ..e2e.server_process import ServerProcess
+from ..e2e.server_process import ADMIN, ServerProcess
 from .conftest import PHONE, XSS_NAME, Watched, register
 
 pytestmark = pytest.mark.e2e
@@ -320,3 +320,52 @@ def test_map_places_realms_stably_and_its_labels_never_overlap(
         assert overlaps == [], viewport
     watched.screenshot("map-crowded-phone", viewport=PHONE)
     watched.screenshot("map-crowded-1280x800", viewport={"width": 1280, "height": 800})
+
+
+# ----------------------------------------------------------------------------- players
+
+
+def test_pages_show_avatars_their_player_and_the_audit_log(
+    watched: Watched, server: ServerProcess
+) -> None:
+    """The dashboard shows the audit log once the admin token is entered; the entity viewer
+    shows an avatar's player, reputation and (for the admin) inventory; the map marks it."""
+    key = register(server, "players_game")
+    made = server.http.post("/api/items", json={"name": "gold"}, headers=bearer(key))
+    assert made.status_code == 201, made.text
+    credentials = {"username": "web_ada", "password": "correct horse battery"}
+    player_id = server.http.post("/api/players", json=credentials).json()["player_id"]
+    token = server.http.post("/api/players/login", json=credentials).json()["token"]
+    avatar = {"kind": "player", "name": "Web Ada", "player_token": token}
+    assert server.http.post("/api/entities", json=avatar, headers=bearer(key)).status_code == 201
+    grant = {"op": "grant", "item": "players_game:gold", "qty": 3, "idempotency_key": "web"}
+    path = f"/api/players/{player_id}"
+    assert server.http.post(f"{path}/inventory", json=grant, headers=bearer(key)).is_success
+    standing = {"faction": "players_game", "delta": 150, "reason": "helped out"}
+    assert server.http.post(f"{path}/reputation", json=standing, headers=bearer(key)).is_success
+
+    page = watched.page
+    watched.open("/")
+    expect(page.locator("#audit-panel")).to_be_hidden()
+    page.fill("#token", ADMIN)
+    page.click("#token-form button[type=submit]")
+    audit = page.locator("#audit")
+    expect(audit).to_contain_text("player_signed_up")
+    expect(audit).to_contain_text(f"login by player:{player_id}")
+    assert token not in audit.inner_text()
+    watched.screenshot("dashboard-audit-1280x800")
+
+    watched.open("/admin-entity-viewer.html")  # (the admin token is this tab's)
+    page.fill("#filters [name=q]", "Web Ada")
+    page.click("#filters button[type=submit]")
+    page.locator("#rows tr").first.click()
+    player = page.locator("#detail-player")
+    expect(player).to_be_visible()
+    expect(player).to_contain_text("web_ada")
+    expect(page.locator("#player-reputation")).to_contain_text("friendly")
+    expect(page.locator("#player-inventory")).to_contain_text("players_game:gold")
+    watched.screenshot("viewer-player-1280x800")
+    watched.screenshot("viewer-player-phone", viewport=PHONE)
+
+    watched.open("/stat7threejs.html")
+    page.wait_for_function(f"() => seedmmoMap.avatars().includes({player_id!r})")

@@ -234,13 +234,47 @@ $("token-form").addEventListener("submit", async (event) => {
   adminToken.set(token);
   say("token-message", "admin token set for this tab", true);
   renderRealms();
+  loadAudit();
 });
 $("token-forget").addEventListener("click", () => {
   adminToken.clear();
   $("token").value = "";
   say("token-message", "forgotten", true);
   renderRealms();
+  loadAudit();
 });
+
+const AUDIT_SHOWN = 50;
+
+/** The newest audit entries, for the admin: pages are read from the oldest (at most 20 of
+ * 1,000), the last ones shown. */
+async function loadAudit() {
+  const token = adminToken.get();
+  $("audit-panel").hidden = !token;
+  if (!token) return;
+  let after = 0;
+  let newest = [];
+  try {
+    for (let page = 0; page < 20; page++) {
+      const { entries, next_after } = await api(`/api/admin/audit?after=${after}&limit=1000`, { token });
+      newest = [...newest, ...entries].slice(-AUDIT_SHOWN);
+      if (entries.length < 1000) break;
+      after = next_after;
+    }
+  } catch (err) {
+    $("audit").replaceChildren(el("li", {}, err.message));
+    return;
+  }
+  $("audit").replaceChildren(
+    ...newest.reverse().map((e) => {
+      const { seq, at, action, actor, ...rest } = e;
+      const detail = Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(" ");
+      return el("li", {}, el("span", { className: "kind" }, `#${seq} ${at.slice(11, 19)}`), `${action} by ${actor} ${detail}`);
+    }),
+  );
+}
+$("audit-refresh").addEventListener("click", loadAudit);
+loadAudit();
 
 $("register-form").addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -36,6 +36,7 @@ scene.add(grid);
 const realmGeometry = new THREE.SphereGeometry(1, 32, 16);
 const npcGeometry = new THREE.SphereGeometry(0.75, 16, 8);
 const playerGeometry = new THREE.BoxGeometry(1.2, 1.2, 1.2);
+const avatarGeometry = new THREE.OctahedronGeometry(1.1); // a signed-up player's one avatar
 const haloGeometry = new THREE.RingGeometry(1.25, 1.45, 48);
 
 function resize() {
@@ -139,7 +140,7 @@ function addEntity(data) {
     return existing;
   }
   if (entities.size >= ENTITY_CAP) return null;
-  const geometry = data.kind === "player" ? playerGeometry : npcGeometry;
+  const geometry = data.player_id ? avatarGeometry : data.kind === "player" ? playerGeometry : npcGeometry;
   const mesh = new THREE.Mesh(geometry, new THREE.MeshStandardMaterial({ color: HORIZON_COLOURS[data.stat7.horizon] ?? 0xffffff }));
   mesh.userData = { type: "entity", id: data.id };
   scene.add(mesh);
@@ -435,7 +436,8 @@ function showDetails() {
     recent = r;
     fields = [
       field("id", data.id),
-      field("kind", data.kind),
+      field("kind", data.player_id ? "player (avatar)" : data.kind),
+      ...(data.player_id ? [field("player", data.player_id)] : []),
       field("realm", data.location ?? `travelling from ${data.realm}`),
       field("mood", data.state.mood ?? "–"),
       field("STAT7", `${s.realm} · lineage ${s.lineage} · ${s.horizon}`),
@@ -505,6 +507,7 @@ requestAnimationFrame(frame);
 window.seedmmoMap = {
   realmCount: () => realms.size,
   entityCount: () => entities.size,
+  avatars: () => [...entities.values()].filter((e) => e.data.player_id).map((e) => e.data.player_id),
   arcCount: () => arcs.length,
   /** Where a realm or entity is drawn, in page pixels (to click it as a person would). */
   screenPosition(type, id) {

@@ -1,6 +1,6 @@
 // The entity viewer: a filtered, paged entity list from GET /api/entities, a detail panel, and
 // live updates from the `entities` topic.
-import { api, el, fmt, live, showState } from "/common.js";
+import { adminToken, api, el, fmt, live, showState } from "/common.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -102,6 +102,7 @@ function showDetail(entity) {
     ].flat(),
   );
   $("detail-state").textContent = JSON.stringify(entity.state, null, 2);
+  showPlayer(entity);
   $("detail-history").replaceChildren(
     ...[...entity.history].reverse().map((h) => {
       const { tick, what, ...rest } = h;
@@ -109,6 +110,45 @@ function showDetail(entity) {
       return el("li", {}, el("span", { className: "kind" }, `tick ${tick}`), `${what} ${detail}`);
     }),
   );
+}
+
+/** An avatar's player: who, their reputation (public), and what they carry (admin only). */
+async function showPlayer(entity) {
+  const box = $("detail-player");
+  box.hidden = !entity.player_id;
+  if (!entity.player_id) return;
+  const pair = (k, v) => [el("dt", {}, k), el("dd", {}, v)];
+  try {
+    const profile = await api(`/api/players/${encodeURIComponent(entity.player_id)}`);
+    if (selectedId !== entity.id) return;
+    $("player-fields").replaceChildren(
+      ...[pair("player", profile.username), pair("player id", profile.player_id), pair("since", profile.created_at)].flat(),
+    );
+    const factions = Object.entries(profile.reputation);
+    $("player-reputation").replaceChildren(
+      ...(factions.length
+        ? factions.map(([faction, r]) => el("li", {}, el("span", { className: "kind" }, r.tier), `${faction}: ${r.value}`))
+        : [el("li", {}, "no standing with any faction yet")]),
+    );
+  } catch (err) {
+    $("player-fields").replaceChildren(...pair("player", err.message));
+  }
+  const token = adminToken.get();
+  if (!token) {
+    $("player-inventory-note").textContent = "Enter the admin token on the dashboard to see the inventory.";
+    $("player-inventory").replaceChildren();
+    return;
+  }
+  try {
+    const { inventory } = await api(`/api/players/${encodeURIComponent(entity.player_id)}/inventory`, { token });
+    if (selectedId !== entity.id) return;
+    const stacks = Object.entries(inventory.stacks).map(([item, qty]) => el("li", {}, el("span", { className: "kind" }, `×${qty}`), item));
+    const uniques = inventory.uniques.map((u) => el("li", {}, el("span", { className: "kind" }, "unique"), `${u.item} ${u.item_id} ${JSON.stringify(u.attrs)}`));
+    $("player-inventory-note").textContent = stacks.length + uniques.length ? "" : "carries nothing";
+    $("player-inventory").replaceChildren(...stacks, ...uniques);
+  } catch (err) {
+    $("player-inventory-note").textContent = err.message;
+  }
 }
 
 /** Reload the page soon (many messages in a burst cost one request). */
