@@ -240,30 +240,26 @@ class PlayerService:
             raise Unauthenticated("this needs a game key or the admin token")
         return None if principal.is_admin else principal.require_game()
 
-    async def change_inventory(
-        self, player_id: str, body: Any, principal: Principal
-    ) -> dict[str, Any]:
+    async def _by_game(self, principal: Principal, command: Any, *args: Any) -> dict[str, Any]:
+        """A desk command asked by a game (or the admin), answered once durable."""
         actor = self._actor(principal)
         self._orchestrator.require_writable()
-        reply = self.desk.change_inventory(player_id, body, actor)
+        reply: dict[str, Any] = command(*args, actor)
         await self._orchestrator.committed()
         return reply
 
+    async def change_inventory(
+        self, player_id: str, body: Any, principal: Principal
+    ) -> dict[str, Any]:
+        return await self._by_game(principal, self.desk.change_inventory, player_id, body)
+
     async def trade(self, body: Any, principal: Principal) -> dict[str, Any]:
-        actor = self._actor(principal)
-        self._orchestrator.require_writable()
-        reply = self.desk.trade(body, actor)
-        await self._orchestrator.committed()
-        return reply
+        return await self._by_game(principal, self.desk.trade, body)
 
     async def change_reputation(
         self, player_id: str, body: Any, principal: Principal
     ) -> dict[str, Any]:
-        actor = self._actor(principal)
-        self._orchestrator.require_writable()
-        reply = self.desk.change_reputation(player_id, body, actor)
-        await self._orchestrator.committed()
-        return reply
+        return await self._by_game(principal, self.desk.change_reputation, player_id, body)
 
     def avatar_player(self, token: Any) -> str:
         """The player a game spawns an avatar for: its token must be valid (422 otherwise)."""
