@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,9 +39,10 @@ def free_port() -> int:
 
 @dataclass
 class RedisServer:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
     directory: Path
+    log_reader: threading.Thread | None = None  # drains the server's output
 
     @property
     def url(self) -> str:
@@ -59,6 +62,35 @@ class RedisServer:
         self.resume()
         self.process.terminate()
         self.process.wait(10)
+        if self.log_reader is not None:
+            self.log_reader.join(5)  # it ends at EOF, now that the process is gone
+        if self.process.stdout is not None and not (self.log_reader and self.log_reader.is_alive()):
+            self.process.stdout.close()
+
+
+def _ready(process: subprocess.Popen[str], deadline: float) -> tuple[threading.Thread, bool]:
+    """The thread reading redis-server's log (it goes on reading, so a full pipe never stalls
+    the server) and whether the log said it accepts connections before `deadline`."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)  # it exited
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            return reader, False
+        if line is None:
+            return reader, False
+        if "Ready to accept connections" in line:
+            return reader, True
+    return reader, False
 
 
 def start_redis(directory: Path) -> RedisServer:
@@ -87,21 +119,16 @@ def start_redis(directory: Path) -> RedisServer:
                 "--protected-mode",
                 "no",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             preexec_fn=die_with_parent,
         )
-        server = RedisServer(process, port, directory)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                server.client().ping()
-                return server
-            except redis.ConnectionError:
-                time.sleep(0.02)  # polling for the server to listen, with a deadline
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
+        reader, ready = _ready(process, deadline=time.monotonic() + 10)
+        server = RedisServer(process, port, directory, reader)
+        if ready:
+            return server
+        server.stop()
     raise RuntimeError("redis-server did not start")
 
 
