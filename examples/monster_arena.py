@@ -1,5 +1,7 @@
-"""Monster Arena: an example game. Adventurers who arrive fight a monster, are paid, and are sent
-home to the realm they came from, with a battle report.
+"""Monster Arena: an example game. Adventurers who arrive fight a monster with what they carry
+(a sword from another game keeps its edge here), are paid in the coin they brought and given a
+trophy - items of the player, so they go home with her - and are sent back to the realm they
+came from, with a battle report.
 
     python examples/monster_arena.py --key gk_...   [--url http://127.0.0.1:8000] [--rounds N]
 
@@ -11,14 +13,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import Any
 
-from seedmmo.client import ClientError, Connected, EntityNews, Event, GameClient, Tick, connect
+from seedmmo.client import (
+    ClientError,
+    Connected,
+    EntityNews,
+    Event,
+    GameClient,
+    Players,
+    Tick,
+    connect,
+)
 
 MONSTERS = [("a cave troll", 12), ("three goblins", 5), ("a young dragon", 40), ("a slime", 2)]
+COIN = "trading_post:gold"  # the post's coin: the arena pays in it, so it is worth the same there
+TROPHY = "monster_arena:trophy"
 
 
 async def main(url: str, key: str, rounds: int) -> int:
     fought = 0
+    ledger = Players(url, key)
+    await asyncio.to_thread(
+        ledger.declare_item_type, "trophy", stackable=False, description="attrs: monster"
+    )
     async with connect(url, game_key=key) as arena:
         print(f"[arena] {arena.game_id} is open; waiting for adventurers", flush=True)
         async for item in arena:
@@ -30,19 +48,17 @@ async def main(url: str, key: str, rounds: int) -> int:
                 print(f"[arena] news from {item.source_game_id}: {item.event_type} {item.data}")
             elif isinstance(item, EntityNews) and item.kind == "entity_arrived" and item.entity:
                 entity, travel = item.entity, item.travel or {}
-                if entity["kind"] != "player" or travel.get("to") != arena.game_id:
-                    continue  # (a traveller of ours arriving elsewhere: told, nothing to do)
+                if travel.get("to") != arena.game_id or not entity.get("player_id"):
+                    continue  # (a traveller of ours arriving elsewhere, or not a player's)
                 home = travel.get("from", "trading_post")
-                monster, reward = MONSTERS[(item.raw.get("control_tick") or 0) % len(MONSTERS)]
-                gold = int(entity["state"].get("gold", 0)) + reward
-                print(f"[arena] {entity['name']} arrives and defeats {monster} (+{reward} gold)")
-                await arena.update_entity(entity["id"], state={**entity["state"], "gold": gold})
+                monster, purse = MONSTERS[(item.raw.get("control_tick") or 0) % len(MONSTERS)]
+                await fight(ledger, entity, monster, purse, str(travel.get("travel_id")))
                 await arena.publish(
                     "battle_report",
                     target=home,
-                    data={"hero": entity["id"], "monster": monster, "reward": reward},
+                    data={"hero": entity["id"], "monster": monster, "reward": purse},
                 )
-                await send_home(arena, entity["id"], home, item.travel or {})
+                await send_home(arena, entity["id"], home, travel)
                 print(f"[arena] {entity['name']} heads home to {home}", flush=True)
                 fought += 1
                 if rounds and fought >= rounds:
@@ -50,9 +66,34 @@ async def main(url: str, key: str, rounds: int) -> int:
     return 0
 
 
-async def send_home(
-    arena: GameClient, entity_id: str, home: str, travel: dict[str, object]
+async def fight(
+    ledger: Players, avatar: dict[str, Any], monster: str, purse: int, travel_id: str
 ) -> None:
+    """The fight, and its rewards; keyed by the trip, so a repeat pays nothing twice."""
+    player_id = avatar["player_id"]
+    carried = await asyncio.to_thread(ledger.inventory, player_id)
+    edges = [
+        int(u["attrs"].get("edge", 0)) for u in carried["uniques"] if u["item"].endswith(":sword")
+    ]
+    blade = f"a sword of edge {max(edges)}" if edges else "bare hands"
+    print(
+        f"[arena] {avatar['name']} arrives with {carried['stacks'].get(COIN, 0)} gold and {blade};"
+        f" defeats {monster} (+{purse} gold, a trophy)",
+        flush=True,
+    )
+    await asyncio.to_thread(
+        ledger.grant, player_id, COIN, purse, idempotency_key=f"purse-{travel_id}"
+    )
+    await asyncio.to_thread(
+        ledger.grant,
+        player_id,
+        TROPHY,
+        attrs={"monster": monster},
+        idempotency_key=f"trophy-{travel_id}",
+    )
+
+
+async def send_home(arena: GameClient, entity_id: str, home: str, travel: dict[str, Any]) -> None:
     key = f"home-{travel.get('travel_id', entity_id)}"  # safe to repeat after a reconnect
     for _ in range(30):
         try:

@@ -1,8 +1,9 @@
-"""Trading Post: an example game. It equips an adventurer, sends them to the Monster Arena with
-a note, and waits for them to come home richer.
+"""Trading Post: an example game. It signs a player up (or logs her in), places her avatar,
+equips her from its stores - a sword and a few gold coins, items of the post's own - sends her
+to the Monster Arena with a note, and waits for her to come home carrying what she won there.
 
     python examples/trading_post.py --key gk_...   [--url http://127.0.0.1:8000] [--trips N]
-                                    [--arena monster_arena]
+                                    [--arena monster_arena] [--player ada] [--password ...]
 
 See examples/README.md for the walkthrough.
 """
@@ -12,16 +13,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import Any
 
-from seedmmo.client import ClientError, EntityNews, Event, GameClient, Tick, connect
+from seedmmo.client import ClientError, EntityNews, Event, GameClient, Players, Tick, connect
+
+GOLD = "trading_post:gold"
+SWORD = "trading_post:sword"
 
 
-async def main(url: str, key: str, arena: str, trips: int) -> int:
+async def main(url: str, key: str, arena: str, trips: int, username: str, password: str) -> int:
+    stores = Players(url, key)  # the post's own calls: item types and its player's inventory
+    await asyncio.to_thread(stores.declare_item_type, "gold", description="coins, good anywhere")
+    await asyncio.to_thread(
+        stores.declare_item_type, "sword", stackable=False, description="a blade; attrs: edge"
+    )
+    login = await asyncio.to_thread(enrol, url, username, password)
+    player_id = login["player_id"]
     async with connect(url, game_key=key) as post:
-        hero = await post.spawn_entity(
-            kind="player", name="Ada the Adventurer", state={"gold": 3, "sword": "bronze"}
+        hero = await place_avatar(post, stores, login, username)
+        # keyed by the player: a second run of the post does not equip her twice
+        await asyncio.to_thread(
+            stores.grant, player_id, SWORD, attrs={"edge": 3}, idempotency_key=f"{player_id}-sword"
         )
-        print(f"[post] {post.game_id} equips {hero['name']} ({hero['id']}) with 3 gold")
+        await asyncio.to_thread(
+            stores.grant, player_id, GOLD, 3, idempotency_key=f"{player_id}-gold"
+        )
+        carried = describe(await asyncio.to_thread(stores.inventory, player_id))
+        print(f"[post] {post.game_id} equips {hero['name']} ({player_id}): {carried}", flush=True)
         done = 0
         await send(post, hero["id"], arena, trip=1)
         async for item in post:
@@ -39,14 +57,49 @@ async def main(url: str, key: str, arena: str, trips: int) -> int:
                     print(f"[post] {hero['name']} set out for {where}", flush=True)
                 elif item.kind == "entity_arrived" and item.entity["realm"] == post.game_id:
                     done += 1
-                    gold = item.entity["state"]["gold"]
-                    print(
-                        f"[post] {hero['name']} is back with {gold} gold (trip {done})", flush=True
-                    )
+                    carried = describe(await asyncio.to_thread(stores.inventory, player_id))
+                    print(f"[post] {hero['name']} is back carrying {carried} (trip {done})")
                     if trips and done >= trips:
                         return 0
                     await send(post, hero["id"], arena, trip=done + 1)
     return 1
+
+
+def enrol(url: str, username: str, password: str) -> dict[str, Any]:
+    """Sign the player up (a real game would do this on its login screen), or log her in if
+    she already is."""
+    accounts = Players(url)
+    try:
+        accounts.sign_up(username, password)
+    except ClientError as exc:
+        if exc.code != "duplicate_player":
+            raise
+    return accounts.log_in(username, password)
+
+
+async def place_avatar(
+    post: GameClient, stores: Players, login: dict[str, Any], username: str
+) -> dict[str, Any]:
+    """Her avatar in the post: a new one, or the one she has here from an earlier run."""
+    name = f"{username.capitalize()} the Adventurer"
+    try:
+        return await post.spawn_entity(kind="player", name=name, player_token=login["token"])
+    except ClientError as exc:
+        if exc.code != "avatar_exists":
+            raise
+    profile = await asyncio.to_thread(stores.profile, login["player_id"])
+    if profile["location"] != post.game_id:
+        raise SystemExit(f"{username}'s avatar is in {profile['location'] or 'transit'}, not here")
+    return {"id": profile["avatar"], "name": name}
+
+
+def describe(inventory: dict[str, Any]) -> str:
+    stacks = [f"{count} {item}" for item, count in inventory["stacks"].items()]
+    uniques = [
+        f"{u['item']} ({', '.join(f'{k} {v}' for k, v in u['attrs'].items())})"
+        for u in inventory["uniques"]
+    ]
+    return ", ".join(stacks + uniques) or "nothing"
 
 
 async def send(post: GameClient, hero_id: str, arena: str, *, trip: int) -> None:
@@ -75,7 +128,14 @@ if __name__ == "__main__":
     parser.add_argument("--key", default=os.environ.get("SEEDMMO_GAME_KEY"))
     parser.add_argument("--arena", default="monster_arena", help="the game to send heroes to")
     parser.add_argument("--trips", type=int, default=0, help="stop after N round trips (0: never)")
+    parser.add_argument("--player", default="ada", help="the player's username")
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("SEEDMMO_PLAYER_PASSWORD", "lantern oak river 42"),
+        help="the player's password (or SEEDMMO_PLAYER_PASSWORD)",
+    )
     args = parser.parse_args()
     if not args.key:
         parser.error("give --key (the game key from `seedmmo register trading_post`)")
-    raise SystemExit(asyncio.run(main(args.url, args.key, args.arena, args.trips)))
+    run = main(args.url, args.key, args.arena, args.trips, args.player, args.password)
+    raise SystemExit(asyncio.run(run))

@@ -1,9 +1,12 @@
-"""The two example games, in their own processes, against a real server: the trading post sends
-its adventurer to the monster arena and back, and they exchange events on the way."""
+"""The two example games, in their own processes, against a real server: the trading post signs
+a player up, equips her with its items and sends her avatar to the monster arena and back; the
+arena reads what she carries, pays her in the post's coin and gives her a trophy; they exchange
+events on the way."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,14 +45,28 @@ def test_an_adventurer_goes_to_the_arena_and_back(tmp_path: Path) -> None:
         outputs = [game.communicate(timeout=90)[0] for game in games]
         assert [game.returncode for game in games] == [0, 0], outputs
         post, arena = outputs
-        assert "is back with" in post and "(trip 2)" in post
+        assert "equips Ada the Adventurer" in post and "trading_post:sword (edge 3)" in post
+        assert "(trip 2)" in post and post.count("monster_arena:trophy (monster ") >= 2
         assert "battle report from monster_arena" in post
         assert post.count("set out for monster_arena") == 2
+        assert arena.count("arrives with") == 2 and "a sword of edge 3" in arena
         assert arena.count("heads home to trading_post") == 2
         hero = server.http.get("/api/entities", params={"kind": "player"}).json()["entities"][0]
-        assert hero["realm"] == "trading_post" and hero["state"]["gold"] > 3
+        assert hero["realm"] == "trading_post" and hero["player_id"]
         steps = [h["what"] for h in hero["history"]]
         assert steps.count("arrived") == 4  # there and back, twice
+        # what she carries is the player's: it went there and back with her avatar
+        profile = server.http.get(f"/api/players/{hero['player_id']}").json()
+        assert profile["username"] == "ada" and profile["location"] == "trading_post"
+        carried = server.http.get(
+            f"/api/players/{hero['player_id']}/inventory",
+            headers={"Authorization": f"Bearer {post_key}"},
+        ).json()["inventory"]
+        purses = [int(n) for n in re.findall(r"defeats .* \(\+(\d+) gold, a trophy\)", arena)]
+        assert len(purses) == 2
+        assert carried["stacks"]["trading_post:gold"] == 3 + sum(purses)  # her 3 coins and 2 purses
+        kinds = sorted(u["item"] for u in carried["uniques"])
+        assert kinds == ["monster_arena:trophy"] * 2 + ["trading_post:sword"]
     finally:
         for game in games:
             game.kill()

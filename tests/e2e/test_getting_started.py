@@ -49,7 +49,7 @@ def reader_command(line: str) -> list[str]:
 
 
 def test_the_guide_has_its_commands_and_examples() -> None:
-    assert len(BLOCKS) >= 2
+    assert len(BLOCKS) >= 3
     assert any(".venv/bin/seedmmo register" in block for block in SHELL)
     assert ".venv/bin/python hello.py" in TEXT
 
@@ -90,6 +90,9 @@ def test_each_example_in_the_guide_runs_as_a_reader_runs_it(index: int, tmp_path
         assert done.stdout.strip(), "the example printed nothing"
         if index == 0:
             assert "connected as my_game" in done.stdout and "published at offset 1" in done.stdout
+        elif "Players" in BLOCKS[index]:
+            assert "Ada is in demo_tavern carrying ['my_game:lantern']" in done.stdout
+            assert "my_game may not give her more now: avatar_elsewhere" in done.stdout
         else:
             assert "Ada arrives in demo_tavern" in done.stdout
     finally:

@@ -54,6 +54,28 @@ def test_bad_messages_get_errors_and_the_connection_stays(client: TestClient) ->
         assert ws.receive_json()["ref"] == "still-here"
 
 
+def test_a_bug_building_a_reply_is_an_internal_error_and_the_connection_stays(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply the catalogue refuses (a ProtocolError: our bug) is answered, not a silent end."""
+    from seedmmo.protocol import ProtocolError
+    from seedmmo.server import ws_actions
+
+    def broken(msg: dict[str, Any], conn: Any, parts: Any) -> dict[str, Any]:
+        raise ProtocolError("pong: unknown ['surprise']")
+
+    monkeypatch.setitem(ws_actions.ACTIONS, "ping", broken)
+    with client.websocket_connect("/ws") as ws:
+        welcome_of(ws)
+        ws.send_json({"action": "ping", "ref": "p"})
+        error = ws.receive_json()
+        assert error["event_type"] == "error" and error["ref"] == "p"
+        assert error["code"] == "internal_error"
+        ws.send_json({"action": "subscribe", "topics": ["ticks"], "ref": "s"})
+        assert ws.receive_json()["ref"] == "s"
+    assert "unhandled error answering a 'ping' message" in caplog.text
+
+
 def test_subscribe_to_ticks(client: TestClient) -> None:
     with client.websocket_connect("/ws") as ws:
         welcome_of(ws)

@@ -1,9 +1,11 @@
 """The game developer's client: ``connect`` (asyncio) and ``SyncGameClient`` (threads), both
-driving the sans-I/O :class:`~seedmmo.client.session.Session`, and ``register`` for a new
-game's key. Every one takes the server's base URL (``http://127.0.0.1:8000``)."""
+driving the sans-I/O :class:`~seedmmo.client.session.Session`, ``register`` for a new
+game's key, and ``Players`` for the player layer (accounts, items, reputation). Every one
+takes the server's base URL (``http://127.0.0.1:8000``)."""
 
 from seedmmo.client.address import DEFAULT_URL, register, websocket_url
 from seedmmo.client.asyncio import GameClient, connect
+from seedmmo.client.players import Players
 from seedmmo.client.session import (
     Backoff,
     ClientError,
@@ -27,6 +29,7 @@ __all__ = [
     "EntityNews",
     "Event",
     "GameClient",
+    "Players",
     "RealmNews",
     "Resync",
     "Session",

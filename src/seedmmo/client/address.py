@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from seedmmo.client.session import ClientError
 
-__all__ = ["DEFAULT_URL", "Endpoints", "register", "websocket_url"]
+__all__ = ["DEFAULT_URL", "Endpoints", "base_url", "call", "register", "websocket_url"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -75,18 +75,40 @@ def register(
     ...) go in `fields`. :class:`ClientError` with the server's code if it refuses (409
     ``duplicate_game``, 422 naming the field, 401/403). Blocking: from asyncio, call it with
     ``await asyncio.to_thread(register, ...)``."""
-    parts = urlsplit(url)
-    if parts.scheme in ("ws", "wss"):
-        base = urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "", "", ""))
-    else:
-        base = url.rstrip("/")
     body = {"game_id": game_id, "realm_id": realm_id or game_id, "developer_name": developer_name}
     body.update(fields)
+    return call(url, "POST", "/api/games", body, token=admin_token, timeout_s=timeout_s)
+
+
+def base_url(url: str) -> str:
+    """The HTTP base of the server at `url` (a base URL, or its ``ws://`` endpoint)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("ws", "wss"):
+        return urlunsplit(("https" if parts.scheme == "wss" else "http", parts.netloc, "", "", ""))
+    return url.rstrip("/")
+
+
+def call(
+    url: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """One REST request to the server at `url` (blocking): the JSON reply, or
+    :class:`ClientError` with the server's error code (``http_<status>`` if the answer is not
+    the server's JSON error; ``unreachable`` if there was no answer)."""
+    base = base_url(url)
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(
-        base + "/api/games",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_token}"},
+        base + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers=headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:

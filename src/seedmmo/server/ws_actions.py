@@ -8,12 +8,13 @@ and the connection stays open.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import orjson
 
-from seedmmo.errors import InvalidField, MalformedInput, SeedError
+from seedmmo.errors import InvalidField, MalformedInput, SeedError, ServerError
 from seedmmo.server.acks import Acked
 from seedmmo.server.auth import Principal, Role
 from seedmmo.server.connection import Connection, Replay
@@ -38,6 +39,8 @@ __all__ = [
 
 T = TypeVar("T")
 S = TypeVar("S")
+log = logging.getLogger("seedmmo.server.ws_actions")
+INTERNAL_ERROR: Final = ServerError("internal error; the server log has details")
 Action = Callable[[dict[str, Any], Connection, Parts], dict[str, Any] | None]
 
 
@@ -73,6 +76,9 @@ def answer_frame(
         result = handler(msg, conn, site)
     except SeedError as exc:
         return error_reply(exc, ref)
+    except Exception:  # a bug of ours: the client is answered, the connection lives on
+        log.exception("unhandled error answering a %r message", action)
+        return error_reply(INTERNAL_ERROR, ref)
     if result is None:
         return None
     result.setdefault("ref", ref)
@@ -117,7 +123,11 @@ def answer_when_durable(
             assert failure is not None
             body = error_reply(failure, ref)
         else:
-            body = reply(value)
+            try:
+                body = reply(value)
+            except Exception:  # (as in answer_frame: what was done stays done, and is said so)
+                log.exception("unhandled error building the reply to a durable change")
+                body = error_reply(INTERNAL_ERROR, ref)
             body["ref"] = ref
         parts.hub.to_connection(conn, outgoing(body))
 
