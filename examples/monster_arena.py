@@ -1,6 +1,7 @@
 """Monster Arena: an example game. Adventurers who arrive fight a monster with what they carry
 (a sword from another game keeps its edge here), are paid in the coin they brought and given a
-trophy - items of the player, so they go home with her - and are sent back to the realm they
+trophy - items of the player, so they go home with her - tell the arena master, an NPC of the
+arena with a dialogue table of its own, what they beat, and are sent back to the realm they
 came from, with a battle report.
 
     python examples/monster_arena.py --key gk_...   [--url http://127.0.0.1:8000] [--rounds N]
@@ -23,12 +24,30 @@ from seedmmo.client import (
     GameClient,
     Players,
     Tick,
+    World,
     connect,
 )
 
 MONSTERS = [("a cave troll", 12), ("three goblins", 5), ("a young dragon", 40), ("a slime", 2)]
 COIN = "trading_post:gold"  # the post's coin: the arena pays in it, so it is worth the same there
 TROPHY = "monster_arena:trophy"
+MASTER = "Varro the Arena Master"
+MASTER_SAYS = {  # what the master says, by the player's standing with the arena
+    "greeting": {
+        "any": ["Another challenger. Show me what {item} is worth, {player}."],
+        "friendly": ["{player}! The crowd chants your name again."],
+        "hostile": ["You? The sand has not forgotten what you did."],
+    },
+    "greeting_again": ["Back on my sand, {player}? Last time you told me: {last}"],
+    "topics": [
+        {
+            "keywords": ["beat", "beaten", "won", "slain", "defeated"],
+            "mood": "proud",
+            "replies": ["Then the sand remembers you, {player}."],
+        }
+    ],
+    "fallback": ["Fight first. Talk later."],
+}
 
 
 async def main(url: str, key: str, rounds: int) -> int:
@@ -37,7 +56,9 @@ async def main(url: str, key: str, rounds: int) -> int:
     await asyncio.to_thread(
         ledger.declare_item_type, "trophy", stackable=False, description="attrs: monster"
     )
+    world = World(url, key)
     async with connect(url, game_key=key) as arena:
+        master = await arena_master(arena, world)
         print(f"[arena] {arena.game_id} is open; waiting for adventurers", flush=True)
         async for item in arena:
             if isinstance(item, Connected) and item.resumed:
@@ -56,14 +77,33 @@ async def main(url: str, key: str, rounds: int) -> int:
                 await arena.publish(
                     "battle_report",
                     target=home,
-                    data={"hero": entity["id"], "monster": monster, "reward": purse},
+                    data={
+                        "hero": entity["id"],
+                        "player": entity["player_id"],
+                        "monster": monster,
+                        "reward": purse,
+                    },
                 )
+                said = await asyncio.to_thread(
+                    world.talk, master, entity["player_id"], f"I have beaten {monster}"
+                )
+                print(f"[arena] {MASTER}: {said['says']}", flush=True)
                 await send_home(arena, entity["id"], home, travel)
                 print(f"[arena] {entity['name']} heads home to {home}", flush=True)
                 fought += 1
                 if rounds and fought >= rounds:
                     return 0
     return 0
+
+
+async def arena_master(arena: GameClient, world: World) -> str:
+    """The arena's NPC: found again after a restart, or spawned and given its lines."""
+    for npc in await asyncio.to_thread(world.npcs, arena.game_id):
+        if npc["name"] == MASTER:
+            return str(npc["id"])
+    npc = await arena.spawn_entity(kind="npc", name=MASTER, state={"role": "arena master"})
+    await asyncio.to_thread(world.set_dialogue, npc["id"], MASTER_SAYS)
+    return str(npc["id"])
 
 
 async def fight(

@@ -1,6 +1,7 @@
 """Trading Post: an example game. It signs a player up (or logs her in), places her avatar,
-equips her from its stores - a sword and a few gold coins, items of the post's own - sends her
-to the Monster Arena with a note, and waits for her to come home carrying what she won there.
+equips her from its stores - a sword and a few gold coins, items of the post's own - gives her
+a quest that is done in the Monster Arena (go there, win a fight, tell the arena master), sends
+her there with a note, and waits for her to come home carrying what she won there.
 
     python examples/trading_post.py --key gk_...   [--url http://127.0.0.1:8000] [--trips N]
                                     [--arena monster_arena] [--player ada] [--password ...]
@@ -15,10 +16,45 @@ import asyncio
 import os
 from typing import Any
 
-from seedmmo.client import ClientError, EntityNews, Event, GameClient, Players, Tick, connect
+from seedmmo.client import (
+    ClientError,
+    EntityNews,
+    Event,
+    GameClient,
+    Players,
+    Tick,
+    World,
+    WorldNews,
+    connect,
+)
 
 GOLD = "trading_post:gold"
 SWORD = "trading_post:sword"
+MASTER = "Varro the Arena Master"  # the arena's NPC the quest sends her to
+
+
+def champion_quest(arena: str, master_id: str) -> dict[str, Any]:
+    """Declared by the post, done in the arena: the universe follows it for each player."""
+    return {
+        "name": "arena_champion",
+        "title": "Champion of the arena",
+        "description": "Win a fight in the arena and tell its master; the post pays well.",
+        "steps": [
+            {"realm": arena, "objective": "reach", "hint": f"travel to {arena}"},
+            {
+                "realm": arena,
+                "objective": "observe",
+                "event_type": "battle_report",
+                "data": {"player": "{player}"},
+                "hint": "win a fight",
+            },
+            {"realm": arena, "objective": "talk", "npc": master_id, "hint": "tell the master"},
+        ],
+        "rewards": {
+            "items": [{"item": GOLD, "qty": 20}],
+            "reputation": [{"faction": arena, "delta": 150}],
+        },
+    }
 
 
 async def main(url: str, key: str, arena: str, trips: int, username: str, password: str) -> int:
@@ -40,9 +76,21 @@ async def main(url: str, key: str, arena: str, trips: int, username: str, passwo
         )
         carried = describe(await asyncio.to_thread(stores.inventory, player_id))
         print(f"[post] {post.game_id} equips {hero['name']} ({player_id}): {carried}", flush=True)
+        world = World(url, key)
+        await wait_until_open(post, world, arena)
+        await offer_quest(world, arena, player_id)
         done = 0
         await send(post, hero["id"], arena, trip=1)
         async for item in post:
+            if isinstance(item, WorldNews) and item.kind == "quest_completed":
+                got = item.raw["rewards"]
+                gold = sum(line.get("qty", 1) for line in got["items"])
+                standing = ", ".join(f"{r['faction']} {r['tier']}" for r in got["reputation"])
+                print(f"[post] quest {item.quest_id} done: +{gold} gold; {standing}", flush=True)
+                continue
+            if isinstance(item, WorldNews) and item.kind == "quest_progress" and "done" in item.raw:
+                print(f"[post] quest step done: {item.raw['done'].get('hint')}", flush=True)
+                continue
             if isinstance(item, Tick) and item.control_tick_id % 50 == 0:
                 await post.publish("price_update", data={"bread": 2, "tick": item.control_tick_id})
             elif isinstance(item, Event) and item.event_type == "battle_report" and item.data:
@@ -100,6 +148,33 @@ def describe(inventory: dict[str, Any]) -> str:
         for u in inventory["uniques"]
     ]
     return ", ".join(stacks + uniques) or "nothing"
+
+
+async def wait_until_open(post: GameClient, world: World, arena: str) -> None:
+    """Until the arena is online and its master is there (the quest names that NPC)."""
+    for attempt in range(120):
+        realms = (await post.request("list_games"))["games"]
+        online = any(r["game_id"] == arena and r["state"] == "online" for r in realms)
+        if online and any(n["name"] == MASTER for n in await asyncio.to_thread(world.npcs, arena)):
+            return
+        if attempt == 0:
+            print(f"[post] waiting for {arena} to open", flush=True)
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"{arena} never opened")
+
+
+async def offer_quest(world: World, arena: str, player_id: str) -> None:
+    """Declare the quest (the same again on a later run) and have her take it, once: a quest
+    she has completed is 409 ``quest_taken``, and the reward is not given twice."""
+    (master,) = [n for n in await asyncio.to_thread(world.npcs, arena) if n["name"] == MASTER]
+    quest = await asyncio.to_thread(world.declare_quest, champion_quest(arena, master["id"]))
+    try:
+        await asyncio.to_thread(world.accept_quest, player_id, quest["quest_id"])
+        print(f"[post] she takes the quest {quest['quest_id']}: {quest['title']}", flush=True)
+    except ClientError as exc:
+        if exc.code != "quest_taken":
+            raise
+        print(f"[post] she has done {quest['quest_id']} already", flush=True)
 
 
 async def send(post: GameClient, hero_id: str, arena: str, *, trip: int) -> None:

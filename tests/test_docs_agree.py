@@ -19,7 +19,7 @@ def test_every_endpoint_is_documented_and_every_documented_one_exists(tmp_path: 
         for method in operations
     }
     documented = set(
-        re.findall(r"^\| `((?:GET|POST|PATCH|DELETE) [^`]+)` \|", DOC.read_text(), re.M)
+        re.findall(r"^\| `((?:GET|POST|PUT|PATCH|DELETE) [^`]+)` \|", DOC.read_text(), re.M)
     )
     assert served - documented == set(), "endpoints missing from docs/protocol.md"
     assert documented - served == set(), "docs/protocol.md lists endpoints that do not exist"

@@ -365,7 +365,7 @@ def test_items_are_conserved_and_never_negative(ops: list[tuple[Any, ...]]) -> N
                 desk.change_inventory(player.player_id, body, where)
             except CallerError:
                 continue
-            op_key = f"{player.player_id}/{kind}{key}"
+            op_key = f"{player.player_id}/{where}/{kind}{key}"  # (each asker's own keys)
             if op_key not in applied:
                 applied[op_key] = qty if kind == "grant" else -qty
                 expected[item] += applied[op_key]

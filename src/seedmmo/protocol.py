@@ -115,12 +115,26 @@ MESSAGES: Final[Mapping[str, Message]] = {
     ),
     "inventory_changed": Message(
         ("player_id", "inventory"),
-        ("op", "item", "qty", "items", "trade_id", "a_gives", "b_gives"),
+        ("op", "item", "qty", "items", "trade_id", "a_gives", "b_gives", "quest_id"),
         "to the player's own connections (topic player:<id>, joined by auth)",
     ),
     "reputation_changed": Message(
         ("player_id", "faction", "value", "tier", "previous", "reason", "by"),
         about="to the player's own connections (topic player:<id>, joined by auth)",
+    ),
+    "quest_progress": Message(
+        ("player_id", "quest_id", "quest", "control_tick"),
+        ("accepted", "done"),
+        "to the player and the games of the quest's realms (accepted, a step done, failed)",
+    ),
+    "quest_completed": Message(
+        ("player_id", "quest_id", "quest", "rewards", "control_tick"),
+        about="to the player and the games of the quest's realms",
+    ),
+    "dialogue": Message(
+        ("npc_id", "player_id", "session_id", "heard", "says", "mood", "tier", "exchange"),
+        ("realm",),
+        "an NPC answered a player: to the player and the game of the realm where they are",
     ),
 }
 
@@ -145,6 +159,7 @@ REPLIES: Final[Mapping[str, tuple[str, ...]]] = {
     "update_entity": ("entity",),
     "remove_entity": ("status", "entity_id"),
     "travel": ("travel_id", "entity_id", "from", "to", "arrives_tick", "state"),
+    "talk": ("session_id", "npc_id", "player_id", "says", "mood", "tier", "exchange"),
 }
 
 

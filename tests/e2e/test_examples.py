@@ -64,7 +64,20 @@ def test_an_adventurer_goes_to_the_arena_and_back(tmp_path: Path) -> None:
         ).json()["inventory"]
         purses = [int(n) for n in re.findall(r"defeats .* \(\+(\d+) gold, a trophy\)", arena)]
         assert len(purses) == 2
-        assert carried["stacks"]["trading_post:gold"] == 3 + sum(purses)  # her 3 coins and 2 purses
+        # her 3 coins, 2 purses and the quest's reward, once (she did it on the first trip)
+        assert carried["stacks"]["trading_post:gold"] == 3 + sum(purses) + 20
+        assert "she takes the quest trading_post:arena_champion" in post
+        assert post.count("quest trading_post:arena_champion done: +20 gold") == 1
+        assert "monster_arena friendly" in post
+        assert arena.count("[arena] Varro the Arena Master: ") == 2
+        quests = server.http.get(
+            f"/api/players/{hero['player_id']}/quests",
+            headers={"Authorization": f"Bearer {post_key}"},
+        ).json()["quests"]
+        assert [(q["quest_id"], q["state"]) for q in quests] == [
+            ("trading_post:arena_champion", "completed")
+        ]
+        assert profile["reputation"]["monster_arena"]["tier"] == "friendly"
         kinds = sorted(u["item"] for u in carried["uniques"])
         assert kinds == ["monster_arena:trophy"] * 2 + ["trading_post:sword"]
     finally:

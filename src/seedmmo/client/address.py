@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from seedmmo.client.session import ClientError
 
-__all__ = ["DEFAULT_URL", "Endpoints", "base_url", "call", "register", "websocket_url"]
+__all__ = ["DEFAULT_URL", "Endpoints", "RestCalls", "base_url", "call", "register", "websocket_url"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -122,3 +122,16 @@ def call(
         raise ClientError(error["code"], error["message"], error.get("field")) from None
     except (urllib.error.URLError, OSError) as exc:
         raise ClientError("unreachable", f"cannot reach {base}: {exc}") from None
+
+
+class RestCalls:
+    """REST calls to the server at `url`, as `token` (a game key, a player token or the admin
+    token; none for what is public): the base of the SDK's blocking helpers."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return call(self.url, method, path, body, token=self.token, timeout_s=self.timeout_s)

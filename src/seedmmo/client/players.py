@@ -16,22 +16,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from seedmmo.client.address import call
+from seedmmo.client.address import RestCalls
 
 __all__ = ["Players"]
 
 
-class Players:
+class Players(RestCalls):
     """Calls to the player endpoints of the server at `url`, as `token` (a game key, a player
     token or the admin token; none for sign-up, login and public profiles)."""
-
-    def __init__(self, url: str, token: str | None = None, *, timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.token = token
-        self.timeout_s = timeout_s
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return call(self.url, method, path, body, token=self.token, timeout_s=self.timeout_s)
 
     # ------------------------------------------------------------------ identity
 

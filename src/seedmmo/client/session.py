@@ -64,6 +64,7 @@ __all__ = [
     "Send",
     "Session",
     "Tick",
+    "WorldNews",
     "publish_fields",
     "travel_fields",
 ]
@@ -151,6 +152,18 @@ class RealmNews:
 
 
 @dataclass(frozen=True, slots=True)
+class WorldNews:
+    """A quest or dialogue message about a player (``quest_progress``, ``quest_completed``,
+    ``dialogue``): to the games of the realms a quest spans, and of the realm where an NPC
+    answered (docs/world.md)."""
+
+    kind: str
+    player_id: str
+    quest_id: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Resync:
     """The server cannot replay what was missed: events after `offset` follow; before, gone."""
 
@@ -169,8 +182,9 @@ class Connected:
     offset: int
 
 
-Item = Tick | Event | EntityNews | RealmNews | Resync | Connected
+Item = Tick | Event | EntityNews | RealmNews | WorldNews | Resync | Connected
 REALM_NEWS: Final = frozenset({"game_registered", "game_unregistered", "realm_state_changed"})
+WORLD_NEWS: Final = frozenset({"quest_progress", "quest_completed", "dialogue"})
 
 
 # ----------------------------------------------------------------------------- what the I/O does
@@ -421,6 +435,8 @@ class Session:
             realm = fields.get("realm")
             game_id = fields.get("game_id") or (realm or {}).get("game_id")
             return [Deliver(RealmNews(kind, game_id, msg))]
+        if kind in WORLD_NEWS:
+            return [Deliver(WorldNews(kind, fields["player_id"], fields.get("quest_id"), msg))]
         if kind == "resync_required":
             self.last_offset = fields["offset"]
             self.epoch = fields["epoch"]

@@ -8,16 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from seedmmo.core.dialogue import NpcMemory
 from seedmmo.core.entities import Entity
 from seedmmo.core.events import CrossGameEvent
 from seedmmo.core.items import ItemType
 from seedmmo.core.player import Invite, Player
+from seedmmo.core.quests import Quest
 from seedmmo.core.realm import Realm, RealmState
 from seedmmo.core.travel import Travel
 
 __all__ = [
     "Audited",
     "DeliveryConfirmed",
+    "DialogueChanged",
     "Effect",
     "EntityChanged",
     "EntityRemoved",
@@ -29,8 +32,12 @@ __all__ = [
     "ItemTypeDeclared",
     "KeyRingChanged",
     "NpcActed",
+    "NpcMemoryChanged",
+    "NpcSpoke",
     "OperationRecorded",
     "PlayerChanged",
+    "QuestChanged",
+    "QuestDeclared",
     "RealmStateChanged",
     "TickCompleted",
     "TickReport",
@@ -194,6 +201,50 @@ class Audited:
     entry: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class QuestDeclared:
+    quest: Quest
+
+
+@dataclass(frozen=True, slots=True)
+class QuestChanged:
+    """A player's progress on `quest` changed (accepted, a step done, completed, failed).
+    `news` is what the player and the quest's games are told (``quest_progress``,
+    ``quest_completed``), `detail` its fields; the player's record holds the progress."""
+
+    player: Player
+    quest: Quest
+    news: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueChanged:
+    """An NPC's dialogue table was set (`doc`: as declared, or ``{"preset": name}``) or, with
+    the NPC gone, dropped (None)."""
+
+    npc_id: str
+    doc: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class NpcMemoryChanged:
+    """What an NPC remembers of a player changed (`forget`: the NPC is gone, and so is it)."""
+
+    memory: NpcMemory
+    forget: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NpcSpoke:
+    """An NPC answered a player in realm `realm`: `detail` is the reply, with what it heard."""
+
+    npc: Entity
+    player_id: str
+    realm: str
+    detail: dict[str, Any]
+
+
 Effect = (
     GameRegistered
     | GameUnregistered
@@ -213,4 +264,9 @@ Effect = (
     | KeyRingChanged
     | OperationRecorded
     | Audited
+    | QuestDeclared
+    | QuestChanged
+    | DialogueChanged
+    | NpcMemoryChanged
+    | NpcSpoke
 )

@@ -25,6 +25,7 @@ from typing import Any
 
 from seedmmo.core.audience import Audience
 from seedmmo.core.behaviour import Behaviour
+from seedmmo.core.dialogue_desk import DialogueDesk
 from seedmmo.core.effects import (
     DeliveryConfirmed,
     Effect,
@@ -46,6 +47,7 @@ from seedmmo.core.lifecycle import Lifecycle, LifecyclePolicy
 from seedmmo.core.npc import NpcRunner
 from seedmmo.core.player_desk import PlayerDesk
 from seedmmo.core.publish_keys import EarlierPublish, PublishKeys
+from seedmmo.core.quest_desk import QuestDesk
 from seedmmo.core.realm import Realm, RealmSpec, RealmState
 from seedmmo.core.registry import RealmRegistry
 from seedmmo.core.router import SelectorCache, check_route, resolve_selector
@@ -156,6 +158,13 @@ class Multiverse:
             random.Random(f"players:{seed}"),
             lambda: format_timestamp(self._clock()),
         )
+        # the world layer: quests move on from what happens, NPCs talk (no draws: hashes)
+        tick = lambda: self.tick  # noqa: E731
+        self.quests = QuestDesk(self.registry, self.entities, self.players, self._emit, tick)
+        self.dialogue = DialogueDesk(
+            self.registry, self.entities, self.players, self.quests, self._emit, tick, seed
+        )
+        self.players.on_inventory = self.travels.on_avatar_moved = self.quests.poke
         self._pending: list[CrossGameEvent] = []
         self.publish_keys = PublishKeys()
         self._outbox: list[Effect] = []
@@ -232,9 +241,11 @@ class Multiverse:
                 self._send_home(entity, home)
                 continue
             self.entities.remove(entity.id)
+            self.dialogue.forget_npc(entity.id)
             self._emit(EntityRemoved(entity, "realm_unregistered"))
         for entity in [e for e in self.entities if e.home == game_id]:
             self._settle_where_it_is(entity, game_id)
+        self.quests.realm_gone(game_id)
         self._emit(GameUnregistered(realm))
         return realm
 
@@ -345,6 +356,8 @@ class Multiverse:
         entity = self.owned_entity(entity_id, actor)
         self.travels.forget(entity)
         self.entities.remove(entity_id)
+        self.dialogue.forget_npc(entity_id)
+        self.quests.npc_gone(entity_id)
         self._emit(EntityRemoved(entity, "deleted"))
         return entity
 
@@ -488,6 +501,11 @@ class Multiverse:
                         target = find(game_id)
                         if target is not None:
                             target.direct_received += 1
+        # the world moves on from what happened: arrivals, talks, inventories, these events
+        quests = self.quests
+        quests.observe(batch)
+        quests.advance(tick_id)
+        self.dialogue.expire(tick_id)
         counters.total_control_ticks = tick_id
         if batch:
             self.propagated_offset = batch[-1].offset
@@ -540,6 +558,8 @@ class Multiverse:
                 self.propagated_offset = max(self.propagated_offset, event.offset)
         self._pending = sorted([*self._pending, *pending], key=lambda e: e.offset)
         self.players.restore(restored.records, restored.last_audit_seq)
+        self.quests.restore(restored.records)
+        self.dialogue.restore(restored.records)
 
     def acknowledge(self, event: CrossGameEvent) -> int:
         """`event` is durable now: the tick that will propagate it (its ``accepted_tick``,

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from seedmmo.core.fields import STRING, Body, check_known_fields, check_mapping, check_str
 from seedmmo.core.items import Inventory
+from seedmmo.core.quests import QuestProgress
 from seedmmo.core.reputation import tier_of
 from seedmmo.errors import InvalidField
 
@@ -85,6 +86,8 @@ class Player:
     avatar: str | None = None  # the avatar entity's id
     # tokens issued before this (unix milliseconds) are refused: every session revoked
     tokens_valid_after_ms: int = 0
+    # quest id -> this player's own progress (never shared with another player's)
+    quests: dict[str, QuestProgress] = field(default_factory=dict)
 
     def reputation_view(self) -> dict[str, dict[str, Any]]:
         return {
@@ -113,6 +116,7 @@ class Player:
             "reputation": dict(self.reputation),
             "avatar": self.avatar,
             "tokens_valid_after_ms": self.tokens_valid_after_ms,
+            "quests": [progress.to_dict() for progress in self.quests.values()],
         }
 
     @classmethod
@@ -126,6 +130,10 @@ class Player:
             reputation={str(k): int(v) for k, v in doc.get("reputation", {}).items()},
             avatar=doc.get("avatar"),
             tokens_valid_after_ms=int(doc.get("tokens_valid_after_ms", 0)),
+            quests={
+                progress.quest_id: progress
+                for progress in map(QuestProgress.from_dict, doc.get("quests", []))
+            },
         )
 
 

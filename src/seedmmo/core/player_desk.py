@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import orjson
@@ -105,6 +105,8 @@ class PlayerDesk:
         self.keys: dict[str, dict[str, Any]] = {}  # kid -> signing key document
         self._operations: dict[str, dict[str, Any]] = {}  # op key -> {digest, reply}
         self.audit_seq = 0
+        # told the player whose inventory a game changed (the quest desk looks at them)
+        self.on_inventory: Callable[[str], None] = lambda player_id: None
 
     # ------------------------------------------------------------------ reading
 
@@ -232,7 +234,7 @@ class PlayerDesk:
                 code="avatar_exists",
             )
 
-    def _check_actor(self, player: Player, actor: str | None) -> None:
+    def check_actor(self, player: Player, actor: str | None) -> None:
         if actor is None:
             return
         where = self.location(player)
@@ -302,7 +304,7 @@ class PlayerDesk:
         earlier = self._earlier(op_key, digest)
         if earlier is not None:
             return earlier
-        self._check_actor(player, actor)
+        self.check_actor(player, actor)
         inventory = player.inventory
         moved: list[UniqueItem]
         if op == "take":
@@ -325,7 +327,25 @@ class PlayerDesk:
                 player, "inventory_changed", {k: reply[k] for k in reply if k != "player_id"}
             )
         )
+        self.on_inventory(player_id)
         return reply
+
+    def give(self, player: Player, lines: Iterable[ItemLine], op_key: str) -> list[dict[str, Any]]:
+        """The universe gives `lines` (a quest's rewards, named by `op_key`, which is given
+        once): no asker to check. A line that would overfill a stack is left out; the lines
+        given are returned (a unique one with the items it made)."""
+        given = []
+        for n, line in enumerate(lines):
+            try:
+                player.inventory.check_room([line], f"player {player.player_id!r}")
+            except Conflict:
+                continue
+            made = self._grant(player.inventory, line, f"{op_key}\0{n}")
+            doc = line.to_dict()
+            if made:
+                doc["items"] = [unique.to_dict() for unique in made]
+            given.append(doc)
+        return given
 
     def _grant(self, inventory: Inventory, line: ItemLine, op_key: str) -> list[UniqueItem]:
         if line.stackable:
@@ -368,7 +388,7 @@ class PlayerDesk:
             raise Conflict(
                 "both avatars must be in the same realm to trade", code="not_in_the_same_realm"
             )
-        self._check_actor(a, actor)
+        self.check_actor(a, actor)
         a.inventory.check_has(a_gives, f"player {a.player_id!r}")
         b.inventory.check_has(b_gives, f"player {b.player_id!r}")
         a.inventory.check_room(b_gives, f"player {a.player_id!r}")
@@ -396,6 +416,7 @@ class PlayerDesk:
         for player in (a, b):
             detail = {"trade_id": trade_id, **moved, "inventory": player.inventory.to_dict()}
             self._emit(PlayerChanged(player, "inventory_changed", detail))
+            self.on_inventory(player.player_id)
         return reply
 
     # ------------------------------------------------------------------ reputation
@@ -409,7 +430,7 @@ class PlayerDesk:
             earlier = self._earlier(op_key, digest)
             if earlier is not None:
                 return earlier
-        self._check_actor(player, actor)
+        self.check_actor(player, actor)
         before = player.reputation.get(change.faction, 0)
         after = clamp(before + change.delta)
         player.reputation[change.faction] = after

@@ -50,6 +50,8 @@ class TravelDesk:
         self._rng = rng
         self._active: dict[str, Travel] = {}
         self._keys: OrderedDict[tuple[str, str], Travel] = OrderedDict()
+        # told the player whose avatar ended a journey (arrived or back): the quest desk
+        self.on_avatar_moved: Callable[[str], None] = lambda player_id: None
 
     def __len__(self) -> int:
         return len(self._active)
@@ -208,5 +210,7 @@ class TravelDesk:
         entities.move(entity, apply)
         if not travel.active:
             self._active.pop(travel.travel_id, None)
+            if entity.player_id is not None:
+                self.on_avatar_moved(entity.player_id)
         entity.remember(tick, state.value, travel_id=travel.travel_id, to=travel.to_game_id)
         self._emit(TravelChanged(entity, dataclasses.replace(travel), tick))

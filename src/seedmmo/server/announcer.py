@@ -22,7 +22,9 @@ from seedmmo.core.effects import (
     GameRegistered,
     GameUnregistered,
     NpcActed,
+    NpcSpoke,
     PlayerChanged,
+    QuestChanged,
     RealmStateChanged,
     TickCompleted,
     TickReport,
@@ -95,6 +97,8 @@ class Announcer:
             GameUnregistered: self._unregistered,
             RealmStateChanged: self._state_changed,
             PlayerChanged: self._player_news,
+            QuestChanged: self._quest_news,
+            NpcSpoke: self._npc_spoke,
         }
 
     def announce(self, effect: Effect) -> None:
@@ -143,6 +147,26 @@ class Announcer:
         self._fanout.to_topics(
             ("player:" + effect.player.player_id,), outgoing(message(effect.news, **fields))
         )
+
+    def _quest_news(self, effect: QuestChanged) -> None:
+        """Told to the player (always, as their other news) and to the games of the realms the
+        quest spans, and the one that declared it."""
+        quest, player_id = effect.quest, effect.player.player_id
+        text = outgoing(
+            message(
+                effect.news,
+                player_id=player_id,
+                quest_id=quest.quest_id,
+                control_tick=self._multiverse.tick,
+                **effect.detail,
+            )
+        )
+        games = dict.fromkeys((*quest.realms, quest.game_id))
+        self._fanout.notify(games, ("player:" + player_id,), text)
+
+    def _npc_spoke(self, effect: NpcSpoke) -> None:
+        text = outgoing(message("dialogue", realm=effect.realm, **effect.detail))
+        self._fanout.notify((effect.realm,), ("player:" + effect.player_id,), text)
 
     def tick(self, report: TickReport, elapsed_ms: float) -> None:
         text = outgoing(

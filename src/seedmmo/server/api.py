@@ -11,6 +11,7 @@ pydantic parameters: the hot endpoints do not pay for a second validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -124,7 +125,19 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 def body_schema(body: Body) -> dict[str, Any]:
     """The OpenAPI request body of a core validator's :class:`~seedmmo.core.fields.Body`."""
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": body.schema()}}}}
+    return json_schema(body.schema())
+
+
+def json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a JSON schema."""
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
+
+
+def known_params(request: Request, *names: str) -> None:
+    """422 for a query parameter other than `names` (a typo must not be silently ignored)."""
+    unknown = sorted(set(request.query_params) - set(names))
+    if unknown:
+        raise InvalidField(unknown[0], "unknown parameter; use " + ", ".join(names))
 
 
 STR = STRING
@@ -241,9 +254,7 @@ async def publish_event(request: Request) -> Response:
 
 @router.get("/events", summary="Propagated events after an offset (private data redacted)")
 async def list_events(request: Request) -> Response:
-    unknown = sorted(set(request.query_params) - {"after", "limit", "game_id"})
-    if unknown:
-        raise InvalidField(unknown[0], "unknown parameter; use after, limit, game_id")
+    known_params(request, "after", "limit", "game_id")
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
     page = await views_of(request).events_page(
@@ -260,9 +271,7 @@ async def list_events(request: Request) -> Response:
 
 @router.get("/npcs", summary="NPCs, optionally of one realm (the report's shape)")
 async def list_npcs(request: Request) -> Response:
-    unknown = sorted(set(request.query_params) - {"realm"})
-    if unknown:
-        raise InvalidField(unknown[0], "unknown parameter; use realm")
+    known_params(request, "realm")
     realm = request.query_params.get("realm")
     npcs = views_of(request).npcs(realm)
     return reply({"npcs": npcs, "total": len(npcs)})

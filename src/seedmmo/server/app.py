@@ -36,6 +36,7 @@ from seedmmo.server.players_api import jwks_router, players_router
 from seedmmo.server.relay import RelayingFanout
 from seedmmo.server.remote_actions import answer_remote
 from seedmmo.server.settings import Settings
+from seedmmo.server.world_api import world_router
 from seedmmo.server.ws import CLOSE_GOING_AWAY, websocket_endpoint
 from seedmmo.store import MemoryStore, SqliteStore, Store
 
@@ -284,6 +285,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(CountRequests)
     app.include_router(router)
     app.include_router(players_router)
+    app.include_router(world_router)
     app.include_router(jwks_router)
     app.include_router(metrics_router)
     app.add_api_websocket_route("/ws", websocket_endpoint)

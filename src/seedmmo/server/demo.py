@@ -67,7 +67,8 @@ DEMO_REALMS: Final[list[dict[str, Any]]] = [
 
 def install_demo(orchestrator: Orchestrator, views: Views) -> list[Acked[Any]]:
     """Register the demo realms (hosted: always online) and give each its NPCs, which act on
-    the shared clock with the behaviour preset of their role. A demo realm the admin
+    the shared clock with the behaviour preset of their role and talk with the dialogue preset
+    of their role (unless they were given another table since). A demo realm the admin
     unregistered stays unregistered (its NPCs that were elsewhere stay where they are). Returns
     the acknowledgements to wait for."""
     acks: list[Acked[Any]] = []
@@ -84,6 +85,8 @@ def install_demo(orchestrator: Orchestrator, views: Views) -> list[Acked[Any]]:
                 if found["behaviour"] is None and found["kind"] == "npc":
                     # stored by a version whose NPCs did not act yet: wake them up
                     acks.append(orchestrator.update_entity(npc_id, {"behaviour": role}, ADMIN))
+                if found["kind"] == "npc":
+                    acks.extend(give_voice(orchestrator, npc_id, role))
                 continue
             if restored:
                 continue  # the realm lost this NPC since (removed, or gone with a travel)
@@ -108,4 +111,14 @@ def install_demo(orchestrator: Orchestrator, views: Views) -> list[Acked[Any]]:
                 ADMIN,
             )
             acks.append(created)
+            acks.extend(give_voice(orchestrator, npc_id, role))
     return acks
+
+
+def give_voice(orchestrator: Orchestrator, npc_id: str, role: str) -> list[Acked[Any]]:
+    """The dialogue preset of the NPC's role, unless it has a table (an admin's) already."""
+    dialogue = orchestrator.multiverse.dialogue
+    if npc_id in dialogue.tables:
+        return []
+    dialogue.set_table(npc_id, {"preset": role}, None)
+    return [Acked(lambda: None, orchestrator.commit())]

@@ -26,6 +26,7 @@ from seedmmo.server.runtime import TickLoop, TickRole
 from seedmmo.server.settings import Settings
 from seedmmo.server.tickstats import TickStats
 from seedmmo.server.views import Views
+from seedmmo.server.world import WorldService
 from seedmmo.store import Store
 
 __all__ = ["Parts", "assemble", "wall_clock"]
@@ -45,6 +46,7 @@ class Parts:
     replays: ReplayLimiter
     tick_loop: TickLoop
     players: PlayerService
+    world: WorldService
 
     @property
     def draining(self) -> bool:
@@ -108,4 +110,5 @@ def assemble(
         ),
     )
     orchestrator.avatar_player = players.avatar_player
-    return Parts(settings, orchestrator, views, hub, metrics, replays, tick_loop, players)
+    world = WorldService(orchestrator)
+    return Parts(settings, orchestrator, views, hub, metrics, replays, tick_loop, players, world)

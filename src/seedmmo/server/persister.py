@@ -23,6 +23,7 @@ from typing import Any, Final
 from seedmmo.core.effects import (
     Audited,
     DeliveryConfirmed,
+    DialogueChanged,
     Effect,
     EntityChanged,
     EntityRemoved,
@@ -34,8 +35,12 @@ from seedmmo.core.effects import (
     ItemTypeDeclared,
     KeyRingChanged,
     NpcActed,
+    NpcMemoryChanged,
+    NpcSpoke,
     OperationRecorded,
     PlayerChanged,
+    QuestChanged,
+    QuestDeclared,
     RealmStateChanged,
     TickCompleted,
     TokenRevoked,
@@ -104,7 +109,29 @@ class Persister:
             KeyRingChanged: self._key_ring_changed,
             OperationRecorded: lambda e, out: out.append(PutRecord("operations", e.key, e.doc)),
             Audited: lambda e, out: out.append(AppendAudit(e.entry["seq"], e.entry)),
+            # the world layer: progress lives in the player's record, written with its rewards
+            QuestDeclared: lambda e, out: out.append(
+                PutRecord("quests", e.quest.quest_id, e.quest.to_dict())
+            ),
+            QuestChanged: lambda e, out: out.append(
+                PutRecord("players", e.player.player_id, e.player.to_record())
+            ),
+            DialogueChanged: lambda e, out: out.append(
+                DeleteRecord("dialogues", e.npc_id)
+                if e.doc is None
+                else PutRecord("dialogues", e.npc_id, e.doc)
+            ),
+            NpcMemoryChanged: self._memory,
+            NpcSpoke: lambda e, out: None,  # (what it changed is its NpcMemoryChanged)
         }
+
+    def _memory(self, effect: NpcMemoryChanged, out: list[Change]) -> None:
+        memory = effect.memory
+        key = f"{memory.npc_id}\0{memory.player_id}"
+        if effect.forget:
+            out.append(DeleteRecord("npc_memory", key))
+        else:
+            out.append(PutRecord("npc_memory", key, memory.to_dict()))
 
     def changes(self, effect: Effect, out: list[Change]) -> None:
         """Append to `out` what `effect` must write."""

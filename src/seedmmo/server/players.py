@@ -199,7 +199,7 @@ class PlayerService:
         player = self.desk.get(principal.require_player())
         out = self.desk.profile(player)
         out["inventory"] = player.inventory.to_dict()
-        out["quests"] = []  # (quests come with the world layer)
+        out["quests"] = self._orchestrator.multiverse.quests.of_player(player)
         return out
 
     def profile(self, player_id: str) -> dict[str, Any]:

@@ -3,20 +3,18 @@ mapped in app.py, once). See docs/players.md."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from seedmmo.core.items import ITEM_TYPE_BODY
 from seedmmo.core.player import LOGIN_BODY, SIGN_UP_BODY
 from seedmmo.core.player_desk import INVENTORY_BODY, TRADE_BODY
 from seedmmo.core.reputation import REPUTATION_BODY
-from seedmmo.errors import InvalidField
 from seedmmo.server.api import (
-    JSON,
     body_schema,
     int_param,
     json_body,
+    json_schema,
+    known_params,
     parse_json,
     parts_of,
     principal_of,
@@ -36,10 +34,6 @@ def service_of(request: Request) -> PlayerService:
 
 def address_of(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
-
-
-def schema(body: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {JSON: {"schema": body}}}}
 
 
 # ----------------------------------------------------------------------------- identity
@@ -95,7 +89,7 @@ async def inventory(player_id: str, request: Request) -> Response:
 @players_router.post(
     "/players/{player_id}/inventory",
     summary="Grant or take items (the game where the avatar is, or the admin); idempotent",
-    openapi_extra=schema(INVENTORY_BODY),
+    openapi_extra=json_schema(INVENTORY_BODY),
 )
 async def change_inventory(player_id: str, request: Request) -> Response:
     principal = principal_of(request)
@@ -117,7 +111,7 @@ async def change_reputation(player_id: str, request: Request) -> Response:
 @players_router.post(
     "/trades",
     summary="Trade items between two avatars in the asking game's realm: both sides or none",
-    openapi_extra=schema(TRADE_BODY),
+    openapi_extra=json_schema(TRADE_BODY),
 )
 async def trade(request: Request) -> Response:
     principal = principal_of(request)
@@ -141,9 +135,7 @@ async def declare_item_type(request: Request) -> Response:
 
 @players_router.get("/items", summary="Declared item types, optionally of one game")
 async def item_types(request: Request) -> Response:
-    unknown = sorted(set(request.query_params) - {"game_id"})
-    if unknown:
-        raise InvalidField(unknown[0], "unknown parameter; use game_id")
+    known_params(request, "game_id")
     return reply(service_of(request).item_types(request.query_params.get("game_id")))
 
 
@@ -181,9 +173,7 @@ async def rotate_keys(request: Request) -> Response:
 
 @players_router.get("/admin/audit", summary="The audit log after a sequence number (admin)")
 async def audit(request: Request) -> Response:
-    unknown = sorted(set(request.query_params) - {"after", "limit"})
-    if unknown:
-        raise InvalidField(unknown[0], "unknown parameter; use after, limit")
+    known_params(request, "after", "limit")
     after = int_param(request, "after", 0, 0, 2**62)
     limit = int_param(request, "limit", 100, 1, 1000)
     return reply(service_of(request).audit_page(principal_of(request), after, limit))

@@ -358,6 +358,17 @@ SESSION_ACTIONS: Final[dict[str, Callable[[dict[str, Any], Connection, Site], An
     "unsubscribe": act_unsubscribe,
 }
 
+
+def act_talk(msg: dict[str, Any], conn: Connection, parts: Parts) -> None:
+    """``{action: talk, npc_id, player_id, text}``: as ``POST /api/npcs/{id}/talk``."""
+    npc_id = msg.get("npc_id")
+    if not isinstance(npc_id, str):
+        raise InvalidField("npc_id", "must be a string")
+    body = {k: v for k, v in body_of(msg).items() if k != "npc_id"}
+    acked = parts.world.talk(npc_id, body, conn.principal)
+    answer_when_durable(acked, conn, parts, msg.get("ref"), ok("talk"))
+
+
 ACTIONS: Final[dict[str, Action]] = {
     **SESSION_ACTIONS,
     "auth": act_auth,
@@ -371,4 +382,5 @@ ACTIONS: Final[dict[str, Action]] = {
     "update_entity": act_update_entity,
     "remove_entity": act_remove_entity,
     "travel": act_travel,
+    "talk": act_talk,
 }
